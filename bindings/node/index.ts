@@ -1,0 +1,2 @@
+// Node entry point: the core with Node's platform (fs ranged reads, worker_threads, Dawn WebGPU).
+export * from '../../src/index.js';

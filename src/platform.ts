@@ -1,0 +1,31 @@
+/**
+ * What the platform-neutral core needs from its host. bindings/node and bindings/browser each
+ * provide one; nothing under src/ touches node:* or DOM globals directly except through this.
+ */
+import type { FileSource } from './io/source.js';
+
+/** The subset of the Worker API the CPU thread pool uses (Node worker_threads or Web Workers). */
+export interface WorkerLike {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  /** Receives the worker's messages (message data, not an event). */
+  onMessage(handler: (data: unknown) => void): void;
+  onError(handler: (error: unknown) => void): void;
+  terminate(): Promise<void> | void;
+}
+
+export interface Platform {
+  readonly name: 'node' | 'browser';
+  /** A checkpoint directory / URL prefix as a ranged byte source. */
+  openSource(location: string): Promise<FileSource>;
+  /** Logical cores available for CPU threads. */
+  hardwareConcurrency(): number;
+  /**
+   * Starts a worker running `code` (a self-contained ES module source string), or returns
+   * undefined when workers with shared memory are unavailable (then the CPU runs single-threaded).
+   */
+  createWorker?(code: string): WorkerLike | undefined;
+  /** Bytes of a file shipped in the package's assets/ folder (e.g. "qwen.tiktoken.gz"). */
+  readAsset(name: string): Promise<Uint8Array>;
+  /** The WebGPU entry point (navigator.gpu or Dawn's), if any. */
+  gpu?(): Promise<GPU | undefined>;
+}
