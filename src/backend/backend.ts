@@ -41,6 +41,8 @@ export interface Vec {
 /** Keys and values of one layer: `capacity` slots of `width` (= heads · headDim) each. */
 export interface KVStore {
   readonly capacity: number;
+  readonly heads: number;
+  readonly headDim: number;
   readonly width: number;
   readonly quant: KVQuant;
 }
@@ -149,7 +151,7 @@ export interface Backend {
   copy(dst: Buf, dstOffset: number, src: Buf, srcOffset: number, length: number): void;
 
   // ---- KV cache storage (bookkeeping lives in src/kv) ----
-  kvCreate(capacity: number, width: number, quant: KVQuant, at: Placement): KVStore;
+  kvCreate(capacity: number, heads: number, headDim: number, quant: KVQuant, at: Placement): KVStore;
   kvFree(kv: KVStore): void;
   /** Stores k and v of `rows` rows into slots [slot, slot + rows). */
   kvWrite(kv: KVStore, k: RowView, v: RowView, rows: number, slot: number): void;
