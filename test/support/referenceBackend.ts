@@ -55,8 +55,8 @@ class RKV implements KVStore {
   readonly width: number;
   constructor(readonly capacity: number, readonly heads: number, readonly headDim: number, readonly quant: KVQuant) {
     this.width = heads * headDim;
-    this.k = new Float32Array(capacity * width);
-    this.v = new Float32Array(capacity * width);
+    this.k = new Float32Array(capacity * this.width);
+    this.v = new Float32Array(capacity * this.width);
   }
 }
 
