@@ -1,0 +1,60 @@
+/**
+ * Sampling warpers in Hugging Face order — temperature, top-k, top-p, then min-p — over the
+ * processed logits, with a seeded generator so the same seed on the same backend gives the same tokens.
+ */
+import type { ResolvedOptions } from './options.js';
+
+/** splitmix32-style generator: small, fast, good enough for sampling; seeded per request. */
+export function createRng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    z ^= z >>> 16;
+    return (z >>> 0) / 4294967296;
+  };
+}
+
+export function sample(logits: Float32Array, o: ResolvedOptions, random: () => number): number {
+  const t = o.temperature;
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  if (!(logits[best] > -Infinity)) throw new RangeError('every token is banned');
+  if (t === 0) return best;
+  // Candidates sorted by logit, descending (ties: lower id first). Tokens more than 40/T nats
+  // below the best carry < e^-40 of its probability each; dropping them saves sorting the vocabulary.
+  const floor = logits[best] - 40 * t;
+  let ids: number[] = [];
+  for (let i = 0; i < logits.length; i++) if (logits[i] >= floor) ids.push(i);
+  ids.sort((a, b) => logits[b] - logits[a] || a - b);
+  if (o.topK > 0) ids = ids.slice(0, o.topK);
+  const max = logits[ids[0]] / t;
+  let probs = ids.map((i) => Math.exp(logits[i] / t - max));
+  let total = probs.reduce((a, b) => a + b, 0);
+  probs = probs.map((p) => p / total);
+  if (o.topP < 1) {
+    // keep the smallest prefix whose mass reaches top_p (at least one token)
+    let mass = 0;
+    let keep = 0;
+    while (keep < probs.length && (keep === 0 || mass < o.topP)) mass += probs[keep++];
+    ids = ids.slice(0, keep);
+    probs = probs.slice(0, keep);
+  }
+  if (o.minP > 0) {
+    const floor = o.minP * probs[0];
+    const keep = probs.findIndex((p) => p < floor);
+    if (keep > 0) {
+      ids = ids.slice(0, keep);
+      probs = probs.slice(0, keep);
+    }
+  }
+  total = probs.reduce((a, b) => a + b, 0);
+  let r = random() * total;
+  for (let i = 0; i < ids.length; i++) {
+    r -= probs[i];
+    if (r < 0) return ids[i];
+  }
+  return ids[ids.length - 1];
+}
