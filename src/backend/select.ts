@@ -1,0 +1,41 @@
+/**
+ * Backend choice. 'auto' takes a real GPU adapter when one exists and the CPU otherwise; a
+ * software adapter (SwiftShader, lavapipe) is used only when WebGPU is asked for by name.
+ */
+import { BackendError } from '../errors.js';
+import type { Platform } from '../platform.js';
+import type { Backend } from './backend.js';
+import { createCpuBackend } from './cpu/index.js';
+import { createWebGpuBackend } from './webgpu/index.js';
+
+export type BackendChoice = 'auto' | 'cpu' | 'webgpu';
+
+export interface BackendOptions {
+  threads?: number;
+}
+
+export async function createBackend(platform: Platform, choice: BackendChoice, opts: BackendOptions = {}): Promise<Backend> {
+  const cpu = () => createCpuBackend({ threads: opts.threads, platform });
+  switch (choice) {
+    case 'cpu':
+      return cpu();
+    case 'webgpu': {
+      const gpu = await platform.gpu?.();
+      if (!gpu) throw new BackendError(`WebGPU is not available on ${platform.name} (no navigator.gpu / Dawn, or no Vulkan driver)`);
+      return createWebGpuBackend(gpu, { allowSoftwareAdapter: true });
+    }
+    case 'auto': {
+      const gpu = await platform.gpu?.().catch(() => undefined);
+      if (gpu) {
+        try {
+          return await createWebGpuBackend(gpu, { allowSoftwareAdapter: false });
+        } catch {
+          // no real adapter: fall through to the CPU
+        }
+      }
+      return cpu();
+    }
+    default:
+      throw new BackendError(`unknown backend "${String(choice)}": expected auto, cpu or webgpu`);
+  }
+}
