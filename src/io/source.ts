@@ -3,6 +3,8 @@
  * a checkpoint directory on disk (Node), a URL prefix (browser, fetch with Range), or a
  * synthetic generator. Everything is read in ranges: no multi-GB file ever sits in one buffer.
  */
+import { CheckpointError } from '../errors.js';
+
 export interface FileSource {
   /** Human-readable location, used in error messages. */
   readonly location: string;
@@ -10,12 +12,14 @@ export interface FileSource {
   size(name: string): Promise<number | undefined>;
   /** Fills `dst` with bytes [offset, offset + dst.length) of file `name`; throws if short. */
   read(name: string, offset: number, dst: Uint8Array): Promise<void>;
+  /** Releases open files / connections; the source may not be used afterwards. Optional. */
+  close?(): Promise<void>;
 }
 
 /** Reads a whole (small) file: configs, index json, the vocabulary. */
 export async function readWhole(src: FileSource, name: string): Promise<Uint8Array> {
   const n = await src.size(name);
-  if (n === undefined) throw new Error(`${src.location}: missing file ${name}`);
+  if (n === undefined) throw new CheckpointError(`${src.location}: missing file ${name}`, { file: name });
   const buf = new Uint8Array(n);
   await src.read(name, 0, buf);
   return buf;
