@@ -17,11 +17,26 @@ const TAB = 0x09;
 const CR = 0x0d;
 const LF = 0x0a;
 
-/** FNV-1a over bytes[start, end). */
-function hashBytes(bytes: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
-  return h >>> 0;
+/**
+ * Polynomial hash mod 2³² (h = h·B + byte). It can be taken over any range in O(1) from prefix
+ * hashes (see rangeHash), which BPE uses for its many sub-range lookups; fmix spreads it for masking.
+ */
+export const HASH_BASE = 0x01000193;
+
+export function polyHash(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0;
+  for (let i = start; i < end; i++) h = (Math.imul(h, HASH_BASE) + bytes[i]) | 0;
+  return h;
+}
+
+/** murmur3's fmix32. */
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h;
 }
 
 export class RankTable {
@@ -32,6 +47,8 @@ export class RankTable {
   private readonly tokLen: Int32Array;
   private readonly slots: Int32Array; // rank, or -1 for empty
   private readonly mask: number;
+  /** Ranks of all 2-byte tokens indexed by (b0 << 8 | b1), -1 when none: BPE's most common lookup. */
+  readonly pairRank = new Int32Array(65536).fill(-1);
 
   private constructor(pool: Uint8Array, tokStart: Int32Array, tokLen: Int32Array, name: string) {
     this.pool = pool;
@@ -45,11 +62,12 @@ export class RankTable {
     for (let r = 0; r < this.size; r++) {
       const s = tokStart[r];
       const e = s + tokLen[r];
-      let h = hashBytes(pool, s, e) & this.mask;
+      let h = fmix(polyHash(pool, s, e)) & this.mask;
       for (;;) {
         const other = this.slots[h];
         if (other < 0) {
           this.slots[h] = r;
+          if (e - s === 2) this.pairRank[(pool[s] << 8) | pool[s + 1]] = r;
           break;
         }
         if (this.equals(other, pool, s, e)) {
@@ -71,7 +89,12 @@ export class RankTable {
 
   /** Rank of the token whose bytes are bytes[start, end), or -1. */
   lookup(bytes: Uint8Array, start: number, end: number): number {
-    let h = hashBytes(bytes, start, end) & this.mask;
+    return this.lookupHashed(bytes, start, end, polyHash(bytes, start, end));
+  }
+
+  /** lookup() with `hash` = polyHash(bytes, start, end) already known. */
+  lookupHashed(bytes: Uint8Array, start: number, end: number, hash: number): number {
+    let h = fmix(hash) & this.mask;
     const slots = this.slots;
     for (;;) {
       const r = slots[h];
