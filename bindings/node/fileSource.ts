@@ -50,7 +50,13 @@ export function nodeFileSource(directory: string): NodeFileSource {
       }
     },
     async read(name, offset, dst) {
-      const fh = await handle(name);
+      let fh: FileHandle;
+      try {
+        fh = await handle(name);
+      } catch (cause) {
+        if (cause instanceof CheckpointError) throw cause;
+        throw new CheckpointError(`${join(root, name)}: cannot open (${(cause as Error).message})`, { file: name, cause });
+      }
       let done = 0;
       while (done < dst.length) {
         const n = Math.min(CHUNK, dst.length - done);

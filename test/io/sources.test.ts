@@ -11,7 +11,7 @@ import { nodeFileSource } from '../../bindings/node/fileSource.js';
 import { nodePlatform } from '../../bindings/node/platform.js';
 import { CheckpointError, QwenRtError } from '../../src/errors.js';
 import { openCheckpoint } from '../../src/io/checkpoint.js';
-import { bundledVocabulary } from '../../src/io/open.js';
+import { bundledVocabulary, vocabularyFor } from '../../src/io/open.js';
 import { INT4_DIR, catchError } from './helpers.js';
 
 describe('nodeFileSource', () => {
@@ -39,6 +39,7 @@ describe('nodeFileSource', () => {
     expect(e.message).toMatch(/config\.json: unexpected end of file/);
     await expect(src.size('../qwen-tiny-bf16/config.json')).rejects.toThrow(/outside the checkpoint directory/);
     await expect(src.read('/etc/passwd', 0, new Uint8Array(1))).rejects.toBeInstanceOf(CheckpointError);
+    await expect(src.read('absent.bin', 0, new Uint8Array(1))).rejects.toThrow(/absent\.bin: cannot open/);
     await src.close();
   });
 });
@@ -57,6 +58,12 @@ describe('nodePlatform', () => {
     const fixture = readFileSync(join(INT4_DIR, 'qwen.tiktoken'));
     expect(Buffer.compare(gunzipSync(gz), fixture)).toBe(0);
     expect(Buffer.compare(await bundledVocabulary(nodePlatform), fixture)).toBe(0);
+    // tokenize --model SRC: the checkpoint's vocabulary, or the bundled one for synthetic models.
+    expect(Buffer.compare(await vocabularyFor(INT4_DIR, nodePlatform), fixture)).toBe(0);
+    expect(Buffer.compare(await vocabularyFor('synthetic:7b-bf16', nodePlatform), fixture)).toBe(0);
+    const noVocab = await catchError(vocabularyFor(join(INT4_DIR, 'golden'), nodePlatform));
+    expect(noVocab).toBeInstanceOf(CheckpointError);
+    expect(noVocab.message).toMatch(/golden: missing qwen\.tiktoken/);
     const e = await catchError(nodePlatform.readAsset('no-such-asset.bin'));
     expect(e).toBeInstanceOf(QwenRtError);
     expect(e.code).toBe('E_ASSET');
