@@ -33,7 +33,7 @@ export interface SafetensorsFile {
   /** Absolute offset of the data area (8 + header length). */
   readonly dataOffset: number;
   readonly metadata: Readonly<Record<string, string>>;
-  /** Tensors in header order. */
+  /** Tensors by name (JSON object order: integer-like names first). */
   readonly tensors: ReadonlyMap<string, SafetensorsEntry>;
 }
 

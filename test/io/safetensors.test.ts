@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, CheckpointError } from '../../src/errors.js';
 import { MAX_HEADER_BYTES, readSafetensorsHeader, tensorSource } from '../../src/io/safetensors.js';
@@ -139,5 +140,46 @@ describe('safetensors header', () => {
     const all = new Uint8Array(24);
     await a.read(0, all);
     expect([...all]).toEqual([...data.subarray(0, 24)]);
+  });
+});
+
+describe('safetensors header (property-based)', () => {
+  const dtypes = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'] as const;
+  const sizes: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+  const tensorArb = fc.record({
+    name: fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s !== '__metadata__'),
+    dtype: fc.constantFrom(...dtypes),
+    shape: fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 3 }),
+    gap: fc.integer({ min: 0, max: 5 }),
+  });
+
+  it('any well-formed file parses to exactly its entries; any corruption is a CheckpointError or still valid', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(tensorArb, { selector: (t) => t.name, maxLength: 6 }), fc.integer({ min: 0, max: 8 }), fc.nat(), fc.nat(255),
+        async (tensors, extra, pos, byte) => {
+          const header: Record<string, unknown> = Object.create(null); // '__proto__' is a valid tensor name
+          let at = 0;
+          for (const t of tensors) {
+            at += t.gap; // gaps are allowed
+            const n = t.shape.reduce((p, d) => p * d, 1) * sizes[t.dtype];
+            header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + n] };
+            at += n;
+          }
+          const file = safetensorsBytes(header, new Uint8Array(at + extra));
+          const st = await open(file);
+          expect([...st.tensors.keys()].sort()).toEqual(tensors.map((t) => t.name).sort());
+          for (const t of tensors) expect(st.tensors.get(t.name)).toMatchObject({ dtype: t.dtype, shape: t.shape });
+          // Corrupt one byte of the prefix or header: the reader must fail with a typed error or accept.
+          const bad = file.slice();
+          const i = pos % Math.min(bad.length, 8 + JSON.stringify(header).length + 8);
+          bad[i] = byte;
+          try {
+            await open(bad);
+          } catch (e) {
+            expect(e).toBeInstanceOf(CheckpointError);
+          }
+        }),
+      { numRuns: 300 },
+    );
   });
 });
