@@ -48,7 +48,10 @@ export function fetchSource(baseUrl: string, opts: FetchSourceOptions = {}): Fil
     await probe.body?.cancel();
     if (probe.status === 404 || probe.status === 410) return undefined;
     const total = probe.status === 206 ? totalFromContentRange(probe.headers.get('content-range')) : undefined;
-    if (total === undefined) throw fail(name, `cannot determine the size: no content-length and no Range support (HTTP ${probe.status})`);
+    if (total === undefined) {
+      throw fail(name, `cannot determine the size: no content-length, and no readable Content-Range (HTTP ${probe.status}; ` +
+        'a cross-origin server must list Content-Range in Access-Control-Expose-Headers)');
+    }
     return total;
   };
 
@@ -61,9 +64,11 @@ export function fetchSource(baseUrl: string, opts: FetchSourceOptions = {}): Fil
         ? 'server ignored the Range header (HTTP 200 instead of 206): ranged reads are required'
         : `ranged GET bytes=${offset}-${last} returned HTTP ${res.status} ${res.statusText}`);
     }
+    // Cross-origin servers may not expose Content-Range (Access-Control-Expose-Headers); then the
+    // exact body length checked below is what guards the read.
     const cr = res.headers.get('content-range');
     const m = cr && /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
-    if (!m || Number(m[1]) !== offset || Number(m[2]) !== last) {
+    if (cr !== null && (!m || Number(m[1]) !== offset || Number(m[2]) !== last)) {
       await res.body?.cancel();
       throw fail(name, `Content-Range ${JSON.stringify(cr)} does not match the requested bytes ${offset}-${last}`);
     }
