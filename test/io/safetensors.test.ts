@@ -2,7 +2,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, CheckpointError } from '../../src/errors.js';
 import { MAX_HEADER_BYTES, readSafetensorsHeader, tensorSource } from '../../src/io/safetensors.js';
-import { catchError, memorySource, safetensorsBytes } from './helpers.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { nodeFileSource } from '../../bindings/node/fileSource.js';
+import { FIXTURES, catchError, memorySource, safetensorsBytes } from './helpers.js';
 
 const data = Uint8Array.from({ length: 64 }, (_, i) => i);
 
@@ -181,5 +184,26 @@ describe('safetensors header (property-based)', () => {
         }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('safetensors fixture: gptq/linear_actorder', () => {
+  it('parses the stand-alone GPTQ linear and its tensors match the recorded sha256', async () => {
+    const meta = JSON.parse(readFileSync(`${FIXTURES}gptq/linear_actorder.json`, 'utf8'));
+    const src = nodeFileSource(`${FIXTURES}gptq`);
+    const st = await readSafetensorsHeader(src, 'linear_actorder.safetensors');
+    expect([...st.tensors.keys()].sort()).toEqual(Object.keys(meta.tensor_sha256).sort());
+    const { in_features: inF, out_features: outF, group_size: g } = meta;
+    expect(st.tensors.get('qweight')).toMatchObject({ dtype: 'I32', shape: [inF / 8, outF] });
+    expect(st.tensors.get('qzeros')).toMatchObject({ dtype: 'I32', shape: [inF / g, outF / 8] });
+    expect(st.tensors.get('scales')).toMatchObject({ dtype: 'F16', shape: [inF / g, outF] });
+    expect(st.tensors.get('g_idx')).toMatchObject({ dtype: 'I32', shape: [inF] });
+    for (const [name, entry] of st.tensors) {
+      const t = tensorSource(src, st, entry);
+      const bytes = new Uint8Array(t.byteLength);
+      await t.read(0, bytes);
+      expect(createHash('sha256').update(bytes).digest('hex'), name).toBe(meta.tensor_sha256[name]);
+    }
+    await src.close();
   });
 });
