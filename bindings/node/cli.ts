@@ -8,8 +8,7 @@ import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline/promises';
 import { stdin, stdout, stderr, exit, argv } from 'node:process';
 import { loadModel, DEFAULT_MODEL, type QwenModel, type History } from './index.js';
-import { openSource } from '../../src/io/open.js';
-import { readVocabulary } from '../../src/io/checkpoint.js';
+import { vocabularyFor } from '../../src/io/open.js';
 import { QwenTokenizer } from '../../src/tokenizer/index.js';
 import { nodePlatform } from './index.js';
 import { QwenRtError } from '../../src/errors.js';
@@ -67,7 +66,7 @@ async function open(values: { model: string; backend: string; threads?: string }
 async function cmdTokenize(args: string[]) {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { model: common.model } });
   if (positionals.length !== 1) throw new QwenRtError('E_ARGUMENT', 'tokenize takes exactly one TEXT argument');
-  const tok = QwenTokenizer.fromTiktoken(await readVocabulary(await openSource(values.model, nodePlatform)));
+  const tok = QwenTokenizer.fromTiktoken(await vocabularyFor(values.model, nodePlatform));
   stdout.write(JSON.stringify(tok.encode(positionals[0])) + '\n');
 }
 

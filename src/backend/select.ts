@@ -8,7 +8,8 @@ import type { Backend } from './backend.js';
 import { createCpuBackend } from './cpu/index.js';
 import { createWebGpuBackend } from './webgpu/index.js';
 
-export type BackendChoice = 'auto' | 'cpu' | 'webgpu';
+/** A name, or a ready Backend instance (custom backends, tests). */
+export type BackendChoice = 'auto' | 'cpu' | 'webgpu' | Backend;
 
 export interface BackendOptions {
   threads?: number;
@@ -16,6 +17,7 @@ export interface BackendOptions {
 
 export async function createBackend(platform: Platform, choice: BackendChoice, opts: BackendOptions = {}): Promise<Backend> {
   const cpu = () => createCpuBackend({ threads: opts.threads, platform });
+  if (typeof choice === 'object' && choice !== null) return choice;
   switch (choice) {
     case 'cpu':
       return cpu();

@@ -1,0 +1,104 @@
+/**
+ * npm run bench — end-to-end model benchmarks: load, prefill and decode speed, memory, bytes read
+ * per token and the fraction of the bandwidth roofline measured by a read probe in the same run.
+ *
+ *   node dist/bench/run.js [--backend cpu|webgpu] [--models synthetic:1.8b-int4,…] [--prompt 512]
+ *                          [--generate 32] [--context 0,2048] [--threads N] [--out bench/out/run.jsonl]
+ *
+ * Prints one JSON line per row and a table at the end.
+ */
+import { parseArgs } from 'node:util';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { cpus } from 'node:os';
+import { loadModel } from '../bindings/node/index.js';
+import type { QwenModel } from '../src/model/model.js';
+import { readProbe } from './probe.js';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'cpu' },
+    models: { type: 'string', default: 'synthetic:1.8b-int4' },
+    prompt: { type: 'string', default: '512' },
+    generate: { type: 'string', default: '32' },
+    context: { type: 'string', default: '0' },
+    threads: { type: 'string' },
+    out: { type: 'string', default: 'bench/out/run.jsonl' },
+  },
+});
+
+const backend = values.backend as 'cpu' | 'webgpu';
+const threads = values.threads ? Number(values.threads) : undefined;
+const promptLen = Number(values.prompt);
+const genLen = Number(values.generate);
+const contexts = values.context!.split(',').map(Number);
+
+function ids(n: number, salt: number): number[] {
+  return Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 13) % 151643);
+}
+
+const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as number[] };
+
+/** Decode tok/s after a prefill of `context` tokens (context 0 = a one-token prompt). */
+async function decodeSpeed(model: QwenModel, context: number, n: number): Promise<number> {
+  model.reset();
+  let t = 0;
+  let count = 0;
+  for await (const _ of model.generate(ids(Math.max(1, context), 7), { ...greedy, maxNewTokens: n + 1 })) {
+    if (count++ === 0) t = performance.now();
+  }
+  return (n * 1000) / (performance.now() - t);
+}
+
+const rows: Record<string, unknown>[] = [];
+mkdirSync(dirname(values.out!), { recursive: true });
+function emit(row: Record<string, unknown>) {
+  const line = JSON.stringify({ ...row, date: new Date().toISOString() });
+  console.log(line);
+  appendFileSync(values.out!, line + '\n');
+  rows.push(row);
+}
+
+const probe = await readProbe(backend, threads);
+emit({ kind: 'probe', backend, threads: probe.threads, read_gb_s: probe.gbPerSecond, device: probe.device });
+
+for (const source of values.models!.split(',')) {
+  const t0 = performance.now();
+  const model = await loadModel(source, { backend, threads });
+  const loadS = (performance.now() - t0) / 1000;
+  // prefill: a fresh prompt of promptLen tokens
+  model.reset();
+  const tp = performance.now();
+  await model.forward(ids(promptLen, 1));
+  const prefill = (promptLen * 1000) / (performance.now() - tp);
+  for (const context of contexts) {
+    const decode = await decodeSpeed(model, context, genLen);
+    const bytes = model.bytesPerToken;
+    emit({
+      kind: 'model',
+      model: source,
+      backend: model.backend.description,
+      load_s: +loadS.toFixed(2),
+      prompt_tokens: promptLen,
+      prefill_tok_s: +prefill.toFixed(2),
+      context,
+      decode_tok_s: +decode.toFixed(3),
+      bytes_per_token: bytes,
+      effective_gb_s: +((decode * bytes) / 1e9).toFixed(2),
+      roofline_fraction: +((decode * bytes) / 1e9 / probe.gbPerSecond).toFixed(3),
+      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      backend_peak_mb: Math.round(model.backend.memoryUsage().peakBytes / 1e6),
+      cpu: cpus()[0]?.model,
+    });
+  }
+  await model.dispose();
+}
+
+console.log('\n| model | backend | prefill tok/s | context | decode tok/s | MB/token | GB/s | roofline | peak RSS MB |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const r of rows.filter((r) => r.kind === 'model')) {
+  console.log(
+    `| ${r.model} | ${r.backend} | ${r.prefill_tok_s} | ${r.context} | ${r.decode_tok_s} | ${((r.bytes_per_token as number) / 1e6).toFixed(0)} | ${r.effective_gb_s} | ${((r.roofline_fraction as number) * 100).toFixed(0)}% | ${r.peak_rss_mb} |`,
+  );
+}
+console.log(`read probe: ${probe.gbPerSecond.toFixed(1)} GB/s (${backend}, ${probe.threads} threads, ${probe.device})`);
