@@ -41,6 +41,8 @@ interface Dims {
 /** Real Qwen (v1) shapes; tiny matches the int4 fixture (seq_length 32 exercises NTK and LogN). */
 const SIZES: Record<string, Dims> = {
   tiny: { hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 512, vocab_size: 151936, seq_length: 32 },
+  // a shape in no fixture (head_dim 64, 3 layers, MLP width 768) so tests are not tuned to the fixtures
+  small: { hidden_size: 256, num_hidden_layers: 3, num_attention_heads: 4, intermediate_size: 1536, vocab_size: 151936, seq_length: 48 },
   '1.8b': { hidden_size: 2048, num_hidden_layers: 24, num_attention_heads: 16, intermediate_size: 11008, vocab_size: 151936, seq_length: 8192 },
   '7b': { hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32, intermediate_size: 22016, vocab_size: 151936, seq_length: 8192 },
   '14b': { hidden_size: 5120, num_hidden_layers: 40, num_attention_heads: 40, intermediate_size: 27392, vocab_size: 152064, seq_length: 2048 },

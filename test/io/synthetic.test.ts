@@ -18,6 +18,7 @@ const open = (spec: string, seed?: number) => openCheckpoint(syntheticSource(spe
 const DIMS: Record<string, [number, number, number, number, number, number]> = {
   // hidden, layers, heads, intermediate, vocab, seq_length
   tiny: [128, 2, 4, 512, 151936, 32],
+  small: [256, 3, 4, 1536, 151936, 48],
   '1.8b': [2048, 24, 16, 11008, 151936, 8192],
   '7b': [4096, 32, 32, 22016, 151936, 8192],
   '14b': [5120, 40, 40, 27392, 152064, 2048],
@@ -60,7 +61,7 @@ const stats = (x: ArrayLike<number>) => {
 
 describe('synthetic specs', () => {
   it('parses presets, bare sizes and the default; rejects unknown ones listing the presets', () => {
-    expect(SYNTHETIC_PRESETS).toEqual(['tiny-int4', 'tiny-bf16', '1.8b-int4', '1.8b-bf16', '7b-int4', '7b-bf16', '14b-int4', '14b-bf16']);
+    expect(SYNTHETIC_PRESETS).toEqual(['tiny-int4', 'tiny-bf16', 'small-int4', 'small-bf16', '1.8b-int4', '1.8b-bf16', '7b-int4', '7b-bf16', '14b-int4', '14b-bf16']);
     expect(DEFAULT_MODEL).toBe('synthetic:tiny-int4');
     expect(parseSyntheticSpec('synthetic:').preset).toBe('tiny-int4');
     expect(parseSyntheticSpec('synthetic:14b').preset).toBe('14b-int4');
@@ -69,7 +70,7 @@ describe('synthetic specs', () => {
       const e = (() => { try { parseSyntheticSpec(bad); } catch (err) { return err; } })() as ArgumentError;
       expect(e, bad).toBeInstanceOf(ArgumentError);
       expect(e.message).toContain(JSON.stringify(bad));
-      expect(e.message).toContain('tiny-int4, tiny-bf16, 1.8b-int4, 1.8b-bf16, 7b-int4, 7b-bf16, 14b-int4, 14b-bf16');
+      expect(e.message).toContain('tiny-int4, tiny-bf16, small-int4, small-bf16, 1.8b-int4, 1.8b-bf16, 7b-int4, 7b-bf16, 14b-int4, 14b-bf16');
     }
   });
 
