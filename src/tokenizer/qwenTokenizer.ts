@@ -4,7 +4,7 @@
  */
 import { ArgumentError, TokenizerError } from '../errors.js';
 import { bytePairEncode } from './bpe.js';
-import { createPretokenizer } from './pattern.js';
+import { pieceEnd } from './pretokenize.js';
 import { RankTable } from './rankTable.js';
 import { ENDOFTEXT, IMEND, IMSTART, SPECIAL_TOKEN_TEXTS } from './specialTokens.js';
 import { Utf8StreamDecoder, type StreamDecoder } from './streamDecoder.js';
@@ -41,10 +41,9 @@ export class QwenTokenizer {
   private readonly table: RankTable;
   private readonly specialIds = new Map<string, number>();
   private readonly specialBytes: Uint8Array[] = [];
-  private readonly pretokenizer = createPretokenizer();
   private scratch = new Uint8Array(1024);
-  /** Piece → its ids (a number when one token). Pieces are context-free, so this is exact. */
-  private readonly cache = new Map<string, number | number[]>();
+  /** Piece → its ids, for pieces that needed BPE. Pieces are context-free, so this is exact. */
+  private readonly cache = new Map<string, number[]>();
 
   private constructor(table: RankTable) {
     this.table = table;
@@ -189,37 +188,39 @@ export class QwenTokenizer {
 
   /** BPE over the pre-tokenised pieces of `text` (no special-token handling). */
   private encodeOrdinary(text: string, out: number[]): void {
-    if (text.length === 0) return;
-    const re = this.pretokenizer;
-    re.lastIndex = 0;
-    let m: RegExpExecArray | null;
-    while ((m = re.exec(text)) !== null) this.encodePiece(m[0], out);
+    const n = text.length;
+    for (let i = 0; i < n; ) {
+      const j = pieceEnd(text, i, n);
+      this.encodePiece(text, i, j, out);
+      i = j;
+    }
   }
 
-  private encodePiece(piece: string, out: number[]): void {
-    const cacheable = piece.length <= CACHE_MAX_PIECE;
-    if (cacheable) {
-      const hit = this.cache.get(piece);
-      if (hit !== undefined) {
-        if (typeof hit === 'number') out.push(hit);
-        else for (let k = 0; k < hit.length; k++) out.push(hit[k]);
-        return;
-      }
-    }
-    if (this.scratch.length < piece.length * 3) this.scratch = new Uint8Array(piece.length * 3 + 64);
-    const len = encodeUtf8Into(piece, this.scratch);
+  private encodePiece(text: string, start: number, end: number, out: number[]): void {
+    // Most pieces are one token: a direct vocabulary lookup is as cheap as a cache probe, so the
+    // cache only holds pieces that needed BPE.
+    const units = end - start;
+    if (this.scratch.length < units * 3) this.scratch = new Uint8Array(units * 3 + 64);
+    const len = encodeUtf8Into(text, this.scratch, start, end);
     const whole = this.table.lookup(this.scratch, 0, len);
     if (whole >= 0) {
       out.push(whole);
-      if (cacheable) this.remember(piece, whole);
       return;
+    }
+    const piece = units <= CACHE_MAX_PIECE ? text.slice(start, end) : undefined;
+    if (piece !== undefined) {
+      const hit = this.cache.get(piece);
+      if (hit !== undefined) {
+        for (let k = 0; k < hit.length; k++) out.push(hit[k]);
+        return;
+      }
     }
     const before = out.length;
     bytePairEncode(this.table, this.scratch, len, out);
-    if (cacheable) this.remember(piece, out.slice(before));
+    if (piece !== undefined) this.remember(piece, out.slice(before));
   }
 
-  private remember(piece: string, ids: number | number[]): void {
+  private remember(piece: string, ids: number[]): void {
     if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
     this.cache.set(piece, ids);
   }

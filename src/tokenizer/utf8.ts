@@ -10,11 +10,14 @@ export type DecodeErrors = 'replace' | 'ignore' | 'strict';
 const replacingDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
 const fatalDecoder = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
 
-/** Encodes `s` as UTF-8 into `out` at 0 (lone surrogates → U+FFFD, as TextEncoder does); returns the length. `out` must hold 3 * s.length bytes. */
-export function encodeUtf8Into(s: string, out: Uint8Array): number {
+/**
+ * Encodes s[start, end) as UTF-8 into `out` at 0 (lone surrogates → U+FFFD, as TextEncoder does);
+ * returns the byte length. `out` must hold 3 bytes per UTF-16 unit.
+ */
+export function encodeUtf8Into(s: string, out: Uint8Array, start = 0, end = s.length): number {
   let n = 0;
-  const len = s.length;
-  for (let i = 0; i < len; i++) {
+  const len = end;
+  for (let i = start; i < len; i++) {
     let c = s.charCodeAt(i);
     if (c < 0x80) {
       out[n++] = c;
