@@ -55,7 +55,7 @@ export async function createCpuBackend(opts: CpuBackendOptions = {}): Promise<Ba
   }
   const module = await kernelModule();
   const cap = Math.min(opts.maxMemoryBytes ?? DEFAULT_CAP, DEFAULT_CAP);
-  if (!(cap >= 1 << 20)) throw new ArgumentError(`maxMemoryBytes must be ≥ 1 MiB, got ${opts.maxMemoryBytes}`);
+  if (!(cap >= 2 * 65536)) throw new ArgumentError(`maxMemoryBytes must be ≥ 128 KiB, got ${opts.maxMemoryBytes}`);
   const reserve = opts.reserveBytes ?? Math.min(64 << 20, Math.floor(cap / 8));
   const mm = new MemoryManager(module, { maxMemoryBytes: cap, reserveBytes: reserve });
   const platform = opts.platform;
