@@ -1,0 +1,145 @@
+/** POST /v1/chat/completions: OpenAI chat completions (streaming and not) with ReAct tool calls. */
+import { parseReactAnswer, REACT_STOP, type FunctionSpec, type ToolCall } from '../chat/react.js';
+import { chatPromptIds, generateText, type TextResult } from './engine.js';
+import { checkContext, checkOptions, newId, nowSeconds, withEngine, type EndpointContext } from './context.js';
+import { badParam, errorEvent } from './errors.js';
+import { isAbort, json, sseResponse } from './http.js';
+import { parseMessages, parseTools } from './messages.js';
+import { samplingRequest } from './params.js';
+
+
+type ToolChoice = { mode: 'auto' | 'none' | 'required' } | { mode: 'named'; name: string };
+
+function toolChoiceOf(v: unknown, legacy: unknown, tools: FunctionSpec[]): ToolChoice {
+  const raw = v ?? legacy;
+  if (raw === undefined || raw === null || raw === 'auto') return { mode: 'auto' };
+  if (raw === 'none' || raw === 'required') return { mode: raw };
+  const param = v !== undefined ? 'tool_choice' : 'function_call';
+  const name =
+    typeof raw === 'object' && raw !== null
+      ? (raw as { function?: { name?: unknown }; name?: unknown }).function?.name ?? (raw as { name?: unknown }).name
+      : undefined;
+  if (typeof name !== 'string') throw badParam(param, `${param} must be "auto", "none", "required" or {"type":"function","function":{"name":…}}`);
+  if (!tools.some((t) => t.name === name)) throw badParam(param, `${param} names "${name}", which is not among the tools`);
+  return { mode: 'named', name };
+}
+
+interface Answer {
+  content: string | null;
+  toolCalls: ToolCall[];
+  finishReason: 'stop' | 'length' | 'tool_calls';
+}
+
+function answerOf(text: string, react: boolean, tools: FunctionSpec[], r: TextResult): Answer {
+  if (!react) return { content: text, toolCalls: [], finishReason: r.finishReason };
+  const parsed = parseReactAnswer(text, { toolNames: tools.map((t) => t.name_for_model ?? t.name) });
+  return {
+    content: parsed.content,
+    toolCalls: parsed.toolCalls,
+    finishReason: parsed.toolCalls.length > 0 ? 'tool_calls' : r.finishReason,
+  };
+}
+
+const usageOf = (r: TextResult) => ({
+  prompt_tokens: r.promptTokens,
+  completion_tokens: r.completionTokens,
+  total_tokens: r.promptTokens + r.completionTokens,
+});
+
+export async function chatCompletions(body: Record<string, unknown>, ctx: EndpointContext): Promise<Response> {
+  const s = samplingRequest(body, ctx.limits);
+  const allTools = parseTools(body.tools, body.functions);
+  const choice = toolChoiceOf(body.tool_choice, body.function_call, allTools);
+  const tools = choice.mode === 'none' ? [] : choice.mode === 'named' ? allTools.filter((t) => t.name === choice.name) : allTools;
+  // legacy `functions` requests get `function_call` answers
+  const legacy = body.functions !== undefined && body.tools === undefined;
+  const prompt = parseMessages(body.messages, tools);
+  const options = { ...s.options, signal: ctx.signal };
+  if (tools.length > 0 && !(options.stop ?? []).includes(REACT_STOP)) options.stop = [...(options.stop ?? []), REACT_STOP];
+  checkOptions(ctx, options);
+  const ids = chatPromptIds(ctx.engine, prompt);
+  checkContext(ctx, ids.length, s.maxTokens);
+  // model.chat strips its answer; a continued turn is kept as generated
+  const strip = prompt.partial === undefined;
+
+  const id = newId('chatcmpl');
+  const created = nowSeconds();
+  const base = { id, created, model: ctx.modelId, system_fingerprint: null };
+
+  const message = (a: Answer) => {
+    if (a.toolCalls.length === 0) return { role: 'assistant', content: a.content ?? '' };
+    if (legacy) return { role: 'assistant', content: a.content, function_call: a.toolCalls[0].function };
+    return { role: 'assistant', content: a.content, tool_calls: a.toolCalls };
+  };
+  const finish = (a: Answer) => (legacy && a.finishReason === 'tool_calls' ? 'function_call' : a.finishReason);
+
+  if (!s.stream) {
+    const { text, result } = await withEngine(ctx, async () => {
+      const gen = generateText(ctx.engine, ids, options, strip);
+      let text = '';
+      for (;;) {
+        const r = await gen.next();
+        if (r.done) return { text, result: r.value };
+        text += r.value;
+      }
+    });
+    const a = answerOf(text, prompt.react, tools, result);
+    return json(
+      200,
+      { ...base, object: 'chat.completion', choices: [{ index: 0, message: message(a), logprobs: null, finish_reason: finish(a) }], usage: usageOf(result) },
+      ctx.headers,
+    );
+  }
+
+  const release = await ctx.queue.acquire(ctx.signal);
+  const chunk = (delta: Record<string, unknown>, finishReason: string | null) => ({
+    ...base,
+    object: 'chat.completion.chunk',
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+  });
+  async function* events(): AsyncGenerator<unknown, void> {
+    try {
+      yield chunk({ role: 'assistant', content: '' }, null);
+      const gen = generateText(ctx.engine, ids, options, strip);
+      let text = '';
+      let result: TextResult;
+      for (;;) {
+        const r = await gen.next();
+        if (r.done) {
+          result = r.value;
+          break;
+        }
+        // with tools the answer is only known once complete (tool call or final answer)
+        if (prompt.react) text += r.value;
+        else yield chunk({ content: r.value }, null);
+      }
+      release();
+      const a = answerOf(text, prompt.react, tools, result);
+      if (prompt.react) {
+        if (a.toolCalls.length > 0 && !legacy) {
+          if (a.content) yield chunk({ content: a.content }, null);
+          yield chunk({ tool_calls: a.toolCalls.map((c, index) => ({ index, ...c })) }, null);
+        } else if (a.toolCalls.length > 0) {
+          yield chunk({ content: a.content, function_call: a.toolCalls[0].function }, null);
+        } else if (a.content) {
+          yield chunk({ content: a.content }, null);
+        }
+      }
+      yield chunk({}, finish(a));
+      if (s.includeUsage) yield { ...base, object: 'chat.completion.chunk', choices: [], usage: usageOf(result) };
+    } catch (e) {
+      if (isAbort(e, ctx.signal)) return;
+      yield errorEvent(e);
+    } finally {
+      release();
+    }
+  }
+  return sseResponse(
+    events(),
+    () => {
+      ctx.abort();
+      release();
+    },
+    ctx.headers,
+  );
+}
