@@ -1,0 +1,772 @@
+/**
+ * The WebGPU implementation of the Backend table (host side of wgsl/*.wgsl).
+ * Weights keep their checkpoint encoding (re-tiled at upload, split across bindings when a
+ * tensor exceeds the device's storage binding size); activations are f32 storage buffers.
+ */
+import { BufferUsage } from './consts.js';
+import type {
+  AttentionParams,
+  Backend,
+  Buf,
+  Embedding,
+  KVQuant,
+  KVStore,
+  Linear,
+  LinearSource,
+  MemoryUsage,
+  Placement,
+  RopeParams,
+  RowView,
+  TopK,
+  Vec,
+} from '../backend.js';
+import type { TensorSource } from '../../io/source.js';
+import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
+import { Recorder, f32, type GBuf, type BindRange } from './recorder.js';
+import { KernelCache, type KernelSpec } from './kernels.js';
+import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
+
+const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
+/** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
+const ATT_CHUNK = 256;
+/** Largest k selected on the GPU; larger k reads the slice back and sorts on the host. */
+const TOPK_GPU_MAX = 1024;
+/** Bytes read from a tensor source per call while uploading. */
+const READ_SLAB = 64 * 1024 * 1024;
+
+export interface WebGpuOptions {
+  /** Cap on one weight binding (bytes); tests force a small one to exercise tensor splitting. */
+  maxBindingSize?: number;
+}
+
+class WBuf implements Buf {
+  constructor(
+    readonly length: number,
+    readonly g: GBuf,
+  ) {}
+}
+
+class WVec implements Vec {
+  constructor(
+    readonly length: number,
+    readonly g: GBuf,
+  ) {}
+}
+
+type Enc = 'F32' | 'F16' | 'BF16';
+
+interface DenseChunk {
+  g: GBuf;
+  row0: number;
+  rows: number;
+}
+
+class WDense implements Linear {
+  readonly kind = 'dense' as const;
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    readonly bytes: number,
+    readonly enc: Enc,
+    readonly wpr: number,
+    readonly chunks: DenseChunk[],
+    readonly bias: GBuf | undefined,
+  ) {}
+}
+
+interface GptqChunk {
+  qw: GBuf;
+  sz: GBuf;
+  tile0: number;
+  tiles: number;
+}
+
+class WGptq implements Linear {
+  readonly kind = 'gptq' as const;
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    readonly bytes: number,
+    readonly R: number,
+    readonly G: number,
+    readonly chunks: GptqChunk[],
+    readonly rowGroup: GBuf,
+    readonly perm: GBuf | undefined,
+    readonly bias: GBuf | undefined,
+  ) {}
+}
+
+class WEmbedding implements Embedding {
+  constructor(
+    readonly rows: number,
+    readonly dim: number,
+    readonly enc: Enc,
+    readonly wordsPerRow: number,
+    readonly chunks: DenseChunk[],
+  ) {}
+}
+
+class WKV implements KVStore {
+  readonly width: number;
+  constructor(
+    readonly capacity: number,
+    readonly heads: number,
+    readonly headDim: number,
+    readonly quant: KVQuant,
+    readonly k: GBuf,
+    readonly v: GBuf,
+    readonly km: GBuf | undefined,
+    readonly vm: GBuf | undefined,
+  ) {
+    this.width = heads * headDim;
+  }
+  get bytes(): number {
+    return this.k.size + this.v.size + (this.km?.size ?? 0) + (this.vm?.size ?? 0);
+  }
+}
+
+interface PosTable {
+  g: GBuf;
+  positions: number;
+}
+
+export class WebGpuBackend implements Backend {
+  readonly kind = 'webgpu' as const;
+  readonly rec: Recorder;
+  private readonly kernels: KernelCache;
+  /** Largest storage binding / buffer the device allows (bytes, multiple of 256). */
+  readonly maxBinding: number;
+  /** Largest binding used for one chunk of a weight tensor (≤ maxBinding). */
+  readonly maxWeightBinding: number;
+  private readonly dummy: GBuf;
+  private weightBytes = 0;
+  private kvBytes = 0;
+  private actBytes = 0;
+  private peak = 0;
+  private scratch = new Map<string, GBuf>();
+  private ropeTables = new Map<string, PosTable>();
+  private lognTables = new Map<number, PosTable>();
+  private owned = new Set<GBuf>();
+  private disposed = false;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly description: string,
+    readonly features: { subgroups: boolean; timestamps: boolean; f16: boolean },
+    opts: WebGpuOptions = {},
+  ) {
+    this.rec = new Recorder(device, features.timestamps);
+    this.kernels = new KernelCache(device);
+    const lim = device.limits;
+    const max = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
+    this.maxBinding = Math.floor(max / 256) * 256;
+    this.maxWeightBinding = Math.floor(Math.min(max, opts.maxBindingSize ?? max) / 256) * 256;
+    this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
+  }
+
+  // ------------------------------------------------------------------ memory bookkeeping
+
+  private track(): void {
+    this.peak = Math.max(this.peak, this.weightBytes + this.kvBytes + this.actBytes);
+  }
+
+  private buffer(bytes: number, label: string, what: 'weight' | 'kv' | 'act'): GBuf {
+    if (this.disposed) throw new BackendError('webgpu: backend is disposed');
+    if (bytes > this.maxBinding) {
+      throw new BackendError(`webgpu: ${label} needs ${bytes} bytes in one binding; this device allows ${this.maxBinding}`);
+    }
+    const g = this.rec.createBuffer(bytes, STORAGE, label);
+    this.owned.add(g);
+    if (what === 'weight') this.weightBytes += g.size;
+    else if (what === 'kv') this.kvBytes += g.size;
+    else this.actBytes += g.size;
+    this.track();
+    return g;
+  }
+
+  private drop(g: GBuf | undefined, what: 'weight' | 'kv' | 'act'): void {
+    if (!g || !this.owned.delete(g)) return;
+    if (what === 'weight') this.weightBytes -= g.size;
+    else if (what === 'kv') this.kvBytes -= g.size;
+    else this.actBytes -= g.size;
+    this.rec.release(g);
+  }
+
+  private upload(g: GBuf, data: ArrayBufferView, offset = 0): void {
+    if (this.rec.hasPending) this.rec.submit();
+    this.device.queue.writeBuffer(g.buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** A scratch buffer of at least `bytes`, grown (never shrunk) per purpose. */
+  private scratchBuf(name: string, bytes: number): GBuf {
+    let g = this.scratch.get(name);
+    if (!g || g.size < bytes) {
+      if (g) this.drop(g, 'act');
+      g = this.buffer(Math.max(bytes, g ? g.size * 2 : 0), `scratch ${name}`, 'act');
+      this.scratch.set(name, g);
+    }
+    return g;
+  }
+
+  private k(spec: KernelSpec) {
+    return this.kernels.get(spec);
+  }
+
+  // ------------------------------------------------------------------ weights
+
+  async uploadLinear(src: LinearSource, _at: Placement): Promise<Linear> {
+    return src.kind === 'dense' ? this.uploadDense(src) : this.uploadGptq(src);
+  }
+
+  private async uploadBias(src: TensorSource | undefined, n: number, name: string): Promise<GBuf | undefined> {
+    if (!src) return undefined;
+    const count = src.shape.reduce((a, b) => a * b, 1);
+    if (count !== n) throw new CheckpointError(`${src.name}: bias has ${count} values, expected ${n}`, { tensor: src.name });
+    const bytes = new Uint8Array(src.byteLength);
+    await src.read(0, bytes);
+    const g = this.buffer(4 * n, `${name} bias`, 'weight');
+    this.upload(g, floatsFrom(src.dtype, bytes, n, src.name));
+    return g;
+  }
+
+  private encOf(t: TensorSource): Enc {
+    if (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16') return t.dtype;
+    throw new CheckpointError(`${t.name}: dtype ${t.dtype} unsupported (F32, F16 or BF16 expected)`, { tensor: t.name });
+  }
+
+  /** Uploads a row-major [rows, K] float matrix as chunks of whole rows padded to wpr words. */
+  private async uploadRows(t: TensorSource, rows: number, K: number, label: string): Promise<{ enc: Enc; wpr: number; chunks: DenseChunk[] }> {
+    const enc = this.encOf(t);
+    const eb = enc === 'F32' ? 4 : 2;
+    if (t.byteLength !== rows * K * eb) {
+      throw new CheckpointError(`${t.name}: ${t.byteLength} bytes, expected ${rows}×${K} ${enc}`, { tensor: t.name });
+    }
+    const wpr = denseWordsPerRow(K, eb as 2 | 4);
+    const rowBytes = wpr * 4;
+    const perChunk = Math.floor(this.maxWeightBinding / rowBytes);
+    if (perChunk < 1) throw new BackendError(`webgpu: one row of ${t.name} (${rowBytes} bytes) exceeds the binding size ${this.maxWeightBinding}`);
+    const chunks: DenseChunk[] = [];
+    const slabRows = Math.max(1, Math.floor(READ_SLAB / rowBytes));
+    for (let row0 = 0; row0 < rows; row0 += perChunk) {
+      const n = Math.min(perChunk, rows - row0);
+      const g = this.buffer(n * rowBytes, `${label} [${row0}..${row0 + n})`, 'weight');
+      for (let r = 0; r < n; r += slabRows) {
+        const m = Math.min(slabRows, n - r);
+        const raw = new Uint8Array(m * K * eb);
+        await t.read((row0 + r) * K * eb, raw);
+        let data = raw;
+        if (K * eb !== rowBytes) {
+          data = new Uint8Array(m * rowBytes);
+          padRows(raw, m, K, eb, wpr, data);
+        }
+        this.upload(g, data, r * rowBytes);
+      }
+      chunks.push({ g, row0, rows: n });
+    }
+    return { enc, wpr, chunks };
+  }
+
+  private async uploadDense(src: Extract<LinearSource, { kind: 'dense' }>): Promise<Linear> {
+    const { inFeatures: K, outFeatures: N } = src;
+    const shape = src.weight.shape;
+    if (shape.length !== 2 || shape[0] !== N || shape[1] !== K) {
+      throw new CheckpointError(`${src.weight.name}: shape [${shape}] but expected [${N}, ${K}]`, { tensor: src.weight.name });
+    }
+    const { enc, wpr, chunks } = await this.uploadRows(src.weight, N, K, src.weight.name);
+    const bias = await this.uploadBias(src.bias, N, src.weight.name);
+    return new WDense(K, N, src.weight.byteLength, enc, wpr, chunks, bias);
+  }
+
+  private async uploadGptq(src: Extract<LinearSource, { kind: 'gptq' }>): Promise<Linear> {
+    const { inFeatures: K, outFeatures: N, groupSize } = src;
+    const name = src.qweight.name.replace(/\.qweight$/, '');
+    const read = async (t: TensorSource, dtype: string, expect: number) => {
+      if (t.dtype !== dtype) throw new CheckpointError(`${t.name}: dtype ${t.dtype}, expected ${dtype}`, { tensor: t.name });
+      if (t.byteLength !== expect) throw new CheckpointError(`${t.name}: ${t.byteLength} bytes, expected ${expect}`, { tensor: t.name });
+      const b = new Uint8Array(t.byteLength);
+      await t.read(0, b);
+      return b;
+    };
+    if (src.bits !== 4) throw new CheckpointError(`${name}: only 4-bit GPTQ is supported (bits=${src.bits})`, { tensor: name });
+    if (!(groupSize > 0) || groupSize % 8 !== 0) throw new CheckpointError(`${name}: group_size ${groupSize} must be a positive multiple of 8`, { tensor: name });
+    const G = Math.ceil(K / groupSize);
+    const qweight = await read(src.qweight, 'I32', (K / 8) * N * 4);
+    const gIdxBytes = src.gIdx ? await read(src.gIdx, 'I32', K * 4) : undefined;
+    const gIdx = gIdxBytes ? new Int32Array(gIdxBytes.buffer, 0, K) : undefined;
+    let groups = G;
+    if (gIdx) for (let k = 0; k < K; k++) groups = Math.max(groups, gIdx[k] + 1);
+    const qzeros = await read(src.qzeros, 'I32', groups * (N / 8) * 4);
+    const scales = await read(src.scales, 'F16', groups * N * 2);
+    const packed = packGptq(
+      name,
+      K,
+      N,
+      groupSize,
+      new Uint32Array(qweight.buffer, 0, qweight.byteLength / 4),
+      new Uint32Array(qzeros.buffer, 0, qzeros.byteLength / 4),
+      new Uint16Array(scales.buffer, 0, scales.byteLength / 2),
+      gIdx,
+    );
+    const { R, tiles } = packed;
+    const tileBytes = R * TILE * 4;
+    const perChunk = Math.floor(this.maxWeightBinding / tileBytes);
+    if (perChunk < 1) throw new BackendError(`webgpu: one 32-column tile of ${name} (${tileBytes} bytes) exceeds the binding size ${this.maxWeightBinding}`);
+    const chunks: GptqChunk[] = [];
+    for (let t0 = 0; t0 < tiles; t0 += perChunk) {
+      const n = Math.min(perChunk, tiles - t0);
+      const qw = this.buffer(n * tileBytes, `${name}.qweight tiles [${t0}..${t0 + n})`, 'weight');
+      this.upload(qw, packed.qw.subarray(t0 * R * TILE, (t0 + n) * R * TILE));
+      const szWords = packed.G * SZ_WORDS;
+      const sz = this.buffer(n * szWords * 4, `${name}.scales tiles [${t0}..${t0 + n})`, 'weight');
+      this.upload(sz, packed.sz.subarray(t0 * szWords, (t0 + n) * szWords));
+      chunks.push({ qw, sz, tile0: t0, tiles: n });
+    }
+    const rowGroup = this.buffer(4 * R, `${name} row groups`, 'weight');
+    this.upload(rowGroup, packed.rowGroup);
+    let perm: GBuf | undefined;
+    if (packed.perm) {
+      perm = this.buffer(4 * K, `${name} act-order permutation`, 'weight');
+      this.upload(perm, packed.perm);
+    }
+    const bias = await this.uploadBias(src.bias, N, name);
+    const bytes = src.qweight.byteLength + src.qzeros.byteLength + src.scales.byteLength;
+    return new WGptq(K, N, bytes, R, packed.G, chunks, rowGroup, perm, bias);
+  }
+
+  async uploadEmbedding(src: TensorSource, _at: Placement): Promise<Embedding> {
+    if (src.shape.length !== 2) throw new CheckpointError(`${src.name}: embedding must be 2-D, got [${src.shape}]`, { tensor: src.name });
+    const [rows, dim] = src.shape;
+    const { enc, wpr, chunks } = await this.uploadRows(src, rows, dim, src.name);
+    return new WEmbedding(rows, dim, enc, wpr, chunks);
+  }
+
+  async uploadVector(src: TensorSource, _at: Placement): Promise<Vec> {
+    const n = src.shape.reduce((a, b) => a * b, 1);
+    const bytes = new Uint8Array(src.byteLength);
+    await src.read(0, bytes);
+    const g = this.buffer(4 * n, src.name, 'weight');
+    this.upload(g, floatsFrom(src.dtype, bytes, n, src.name));
+    return new WVec(n, g);
+  }
+
+  // ------------------------------------------------------------------ activations
+
+  alloc(length: number, _at: Placement): Buf {
+    return new WBuf(length, this.buffer(4 * Math.max(1, length), `activation[${length}]`, 'act'));
+  }
+
+  free(buf: Buf): void {
+    this.drop((buf as WBuf).g, 'act');
+  }
+
+  write(buf: Buf, data: Float32Array, offset = 0): void {
+    const b = buf as WBuf;
+    if (offset < 0 || offset + data.length > b.length) throw new ArgumentError(`write: ${data.length} values at ${offset} exceed the buffer (${b.length})`);
+    this.upload(b.g, data, 4 * offset);
+  }
+
+  async read(buf: Buf, offset: number, length: number): Promise<Float32Array> {
+    const b = buf as WBuf;
+    if (offset < 0 || offset + length > b.length) throw new ArgumentError(`read: [${offset}, ${offset + length}) exceeds the buffer (${b.length})`);
+    return new Float32Array(await this.rec.readBytes(b.g, 4 * offset, 4 * length));
+  }
+
+  private ew(entry: string, defines: string[], n: number, params: number[], bufs: Record<number, BindRange>): void {
+    const bindings: Record<number, 'r' | 'w'> = { 1: 'w' };
+    if (!defines.includes('SELF')) bindings[2] = 'r';
+    if (defines.includes('TWO') || defines.includes('GATHER')) bindings[3] = 'r';
+    const k = this.k({ file: 'elementwise', entry, defines, bindings });
+    this.rec.dispatch(k, [n, ...params, 0, 0, 0, 0, 0, 0, 0].slice(0, 8), bufs, [Math.ceil(n / 256)]);
+  }
+
+  copy(dst: Buf, dstOffset: number, src: Buf, srcOffset: number, length: number): void {
+    const d = dst as WBuf;
+    const s = src as WBuf;
+    if (length <= 0) return;
+    if (dstOffset + length > d.length || srcOffset + length > s.length) throw new ArgumentError('copy: range exceeds a buffer');
+    if (d.g !== s.g) {
+      this.ew('copy', [], length, [dstOffset, srcOffset], { 1: { buf: d.g }, 2: { buf: s.g } });
+    } else if (dstOffset === srcOffset) {
+      return;
+    } else if (Math.abs(dstOffset - srcOffset) >= length) {
+      this.ew('copy_self', ['SELF'], length, [dstOffset, srcOffset], { 1: { buf: d.g } });
+    } else {
+      const tmp = this.scratchBuf('copy', 4 * length);
+      this.ew('copy', [], length, [0, srcOffset], { 1: { buf: tmp }, 2: { buf: s.g } });
+      this.ew('copy', [], length, [dstOffset, 0], { 1: { buf: d.g }, 2: { buf: tmp } });
+    }
+  }
+
+  // ------------------------------------------------------------------ KV cache
+
+  kvCreate(capacity: number, heads: number, headDim: number, quant: KVQuant, _at: Placement): KVStore {
+    const width = heads * headDim;
+    if (headDim % 4 !== 0) throw new ArgumentError(`kvCreate: headDim ${headDim} must be a multiple of 4 on WebGPU`);
+    if (quant === 'f32') {
+      const k = this.buffer(capacity * width * 4, `kv K [${capacity}×${width}]`, 'kv');
+      const v = this.buffer(capacity * width * 4, `kv V [${capacity}×${width}]`, 'kv');
+      return new WKV(capacity, heads, headDim, quant, k, v, undefined, undefined);
+    }
+    if (quant !== 'int8') throw new ArgumentError(`kvCreate: quant must be 'f32' or 'int8', got ${String(quant)}`);
+    const k = this.buffer(capacity * width, `kv K int8 [${capacity}×${width}]`, 'kv');
+    const v = this.buffer(capacity * width, `kv V int8 [${capacity}×${width}]`, 'kv');
+    const km = this.buffer(capacity * heads * 8, `kv K meta`, 'kv');
+    const vm = this.buffer(capacity * heads * 8, `kv V meta`, 'kv');
+    return new WKV(capacity, heads, headDim, quant, k, v, km, vm);
+  }
+
+  kvFree(kv: KVStore): void {
+    const s = kv as WKV;
+    for (const g of [s.k, s.v, s.km, s.vm]) this.drop(g, 'kv');
+  }
+
+  private slotBytes(s: WKV): { main: number; meta: number } {
+    return { main: s.quant === 'f32' ? 4 * s.width : s.width, meta: 8 * s.heads };
+  }
+
+  kvWrite(kv: KVStore, k: RowView, v: RowView, rows: number, slot: number): void {
+    const s = kv as WKV;
+    if (rows <= 0) return;
+    if (slot < 0 || slot + rows > s.capacity) throw new ArgumentError(`kvWrite: slots [${slot}, ${slot + rows}) exceed capacity ${s.capacity}`);
+    const kb = (k.buf as WBuf).g;
+    const vb = (v.buf as WBuf).g;
+    const params = [rows, s.width, slot, k.stride, k.offset, v.stride, v.offset, s.headDim, s.heads, 0, 0, 0];
+    if (s.quant === 'f32') {
+      const kern = this.k({ file: 'kv', entry: 'main', defines: ['F32'], bindings: { 1: 'w', 2: 'w', 3: 'r', 6: 'r' } });
+      this.rec.dispatch(kern, params, { 1: { buf: s.k }, 2: { buf: s.v }, 3: { buf: kb }, 6: { buf: vb } }, [Math.ceil((rows * s.width) / 256)]);
+    } else {
+      const kern = this.k({ file: 'kv', entry: 'main', defines: ['I8'], bindings: { 1: 'w', 2: 'w', 3: 'r', 4: 'w', 5: 'w', 6: 'r' } });
+      this.rec.dispatch(kern, params, { 1: { buf: s.k }, 2: { buf: s.v }, 3: { buf: kb }, 4: { buf: s.km! }, 5: { buf: s.vm! }, 6: { buf: vb } }, [rows, s.heads, 2]);
+    }
+  }
+
+  kvMove(kv: KVStore, dst: number, src: number, n: number): void {
+    const s = kv as WKV;
+    if (n <= 0 || dst === src) return;
+    if (Math.min(dst, src) < 0 || Math.max(dst, src) + n > s.capacity) throw new ArgumentError('kvMove: slots exceed capacity');
+    const { main, meta } = this.slotBytes(s);
+    const pairs: [GBuf, number][] = [
+      [s.k, main],
+      [s.v, main],
+    ];
+    if (s.km && s.vm) pairs.push([s.km, meta], [s.vm, meta]);
+    for (const [g, per] of pairs) {
+      // same-buffer copies must not overlap: go through a scratch buffer
+      const tmp = this.scratchBuf('kvmove', n * per);
+      this.rec.copyBuffer(g, src * per, tmp, 0, n * per);
+      this.rec.copyBuffer(tmp, 0, g, dst * per, n * per);
+    }
+  }
+
+  kvCopy(to: KVStore, from: KVStore, n: number): void {
+    const a = to as WKV;
+    const b = from as WKV;
+    if (n <= 0) return;
+    if (a.width !== b.width || a.quant !== b.quant || a.heads !== b.heads) throw new ArgumentError('kvCopy: stores differ in shape or quantisation');
+    if (n > a.capacity || n > b.capacity) throw new ArgumentError('kvCopy: n exceeds a capacity');
+    const { main, meta } = this.slotBytes(a);
+    this.rec.copyBuffer(b.k, 0, a.k, 0, n * main);
+    this.rec.copyBuffer(b.v, 0, a.v, 0, n * main);
+    if (a.km && b.km && a.vm && b.vm) {
+      this.rec.copyBuffer(b.km, 0, a.km, 0, n * meta);
+      this.rec.copyBuffer(b.vm, 0, a.vm, 0, n * meta);
+    }
+  }
+
+  // ------------------------------------------------------------------ ops
+
+  embed(out: Buf, table: Embedding, ids: Int32Array): void {
+    const t = table as WEmbedding;
+    const o = out as WBuf;
+    const rows = ids.length;
+    if (rows === 0) return;
+    if (rows * t.dim > o.length) throw new ArgumentError(`embed: ${rows}×${t.dim} values exceed the output buffer (${o.length})`);
+    for (let i = 0; i < rows; i++) {
+      if (!(ids[i] >= 0 && ids[i] < t.rows)) throw new ArgumentError(`embed: token id ${ids[i]} outside the vocabulary (0..${t.rows - 1})`);
+    }
+    const kern = this.k({ file: 'embed', entry: 'main', defines: [t.enc], bindings: { 1: 'w', 2: 'r', 3: 'rd' } });
+    const maxRows = 16384;
+    for (let r0 = 0; r0 < rows; r0 += maxRows) {
+      const n = Math.min(maxRows, rows - r0);
+      const at = this.rec.data(ids.subarray(r0, r0 + n));
+      for (const c of t.chunks) {
+        this.rec.dispatch(
+          kern,
+          [n, t.dim, c.row0, c.rows, t.wordsPerRow, 0, 0, 0],
+          { 1: { buf: o.g, offset: 4 * r0 * t.dim, size: 4 * n * t.dim } , 2: { buf: c.g } },
+          [Math.ceil((n * t.dim) / 256)],
+          [at],
+        );
+      }
+    }
+  }
+
+  rmsNorm(out: Buf, x: Buf, w: Vec, rows: number, eps: number): void {
+    const o = out as WBuf;
+    const xi = x as WBuf;
+    const cols = w.length;
+    if (rows <= 0) return;
+    if (rows * cols > o.length || rows * cols > xi.length) throw new ArgumentError(`rmsNorm: ${rows}×${cols} exceeds a buffer`);
+    const inplace = o.g === xi.g;
+    const kern = this.k({
+      file: 'rmsnorm',
+      entry: 'main',
+      defines: inplace ? ['INPLACE'] : [],
+      bindings: inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' },
+    });
+    this.rec.dispatch(kern, [cols, f32(eps), 0, 0], { 1: { buf: o.g }, 2: { buf: (w as WVec).g }, 3: { buf: xi.g } }, [rows]);
+  }
+
+  matmul(out: Buf, x: Buf, w: Linear, rows: number): void {
+    const o = out as WBuf;
+    let xi = (x as WBuf).g;
+    const K = w.inFeatures;
+    const N = w.outFeatures;
+    if (rows <= 0) return;
+    if (rows * K > x.length || rows * N > out.length) throw new ArgumentError(`matmul: ${rows}×${K} → ${rows}×${N} exceeds a buffer`);
+    if (o.g === xi) throw new ArgumentError('matmul: out must not alias x');
+    const bias = (w as WDense | WGptq).bias;
+    const hasBias = bias ? 1 : 0;
+    const biasBuf = bias ?? this.dummy;
+    if (w instanceof WGptq) {
+      if (w.perm) {
+        const xp = this.scratchBuf('act-order x', 4 * rows * K);
+        this.ew('gather_cols', ['GATHER'], rows * K, [0, 0, 0, K], { 1: { buf: xp }, 2: { buf: xi }, 3: { buf: w.perm } });
+        xi = xp;
+      }
+      if (rows === 1) {
+        const kern = this.k({ file: 'gemv_int4', entry: 'main', bindings: { 1: 'w', 2: 'r', 3: 'r', 4: 'r', 5: 'r', 6: 'r' } });
+        for (const c of w.chunks) {
+          this.rec.dispatch(
+            kern,
+            [w.R, w.G, N, c.tile0, hasBias, 0, 0, 0],
+            { 1: { buf: o.g }, 2: { buf: c.qw }, 3: { buf: c.sz }, 4: { buf: w.rowGroup }, 5: { buf: xi }, 6: { buf: biasBuf } },
+            [c.tiles],
+            [],
+            `gemv_int4 ${K}x${N}`,
+          );
+        }
+      } else {
+        const kern = this.k({ file: 'gemm', entry: 'main', defines: ['INT4'], bindings: { 1: 'w', 2: 'r', 3: 'r', 4: 'r', 5: 'r', 6: 'r' } });
+        for (const c of w.chunks) {
+          const n0 = c.tile0 * TILE;
+          const nChunk = Math.min(N - n0, c.tiles * TILE);
+          this.rec.dispatch(
+            kern,
+            [rows, K, N, n0, nChunk, w.R, w.G, 0, hasBias, 0, 0, 0],
+            { 1: { buf: o.g }, 2: { buf: c.qw }, 3: { buf: xi }, 4: { buf: biasBuf }, 5: { buf: c.sz }, 6: { buf: w.rowGroup } },
+            [Math.ceil(nChunk / 64), Math.ceil(rows / 64)],
+            [],
+            `gemm_int4 ${K}x${N}`,
+          );
+        }
+      }
+      return;
+    }
+    const d = w as WDense;
+    if (rows === 1) {
+      const vec = d.enc === 'F32' ? K % 4 === 0 : K % 8 === 0;
+      const kern = this.k({ file: 'gemv_dense', entry: 'main', defines: vec ? [d.enc, 'VEC'] : [d.enc], bindings: { 1: 'w', 2: 'r', 3: 'r', 4: 'r' } });
+      for (const c of d.chunks) {
+        this.rec.dispatch(
+          kern,
+          [K, d.wpr / 4, c.rows, c.row0, hasBias, 0, 0, 0],
+          { 1: { buf: o.g }, 2: { buf: c.g }, 3: { buf: xi }, 4: { buf: biasBuf } },
+          [Math.ceil(c.rows / 4)],
+          [],
+          `gemv_${d.enc.toLowerCase()} ${K}x${N}`,
+        );
+      }
+    } else {
+      const defines = d.enc === 'F32' ? ['F32'] : [d.enc, 'HALF'];
+      const kern = this.k({ file: 'gemm', entry: 'main', defines, bindings: { 1: 'w', 2: 'r', 3: 'r', 4: 'r' } });
+      for (const c of d.chunks) {
+        this.rec.dispatch(
+          kern,
+          [rows, K, N, c.row0, c.rows, 0, 0, d.wpr, hasBias, 0, 0, 0],
+          { 1: { buf: o.g }, 2: { buf: c.g }, 3: { buf: xi }, 4: { buf: biasBuf } },
+          [Math.ceil(c.rows / 64), Math.ceil(rows / 64)],
+          [],
+          `gemm_${d.enc.toLowerCase()} ${K}x${N}`,
+        );
+      }
+    }
+  }
+
+  /** A GPU table with at least `positions` rows for (key); rebuilt larger when needed. */
+  private posTable(map: Map<string, PosTable> | Map<number, PosTable>, key: string | number, positions: number, build: (n: number) => Float32Array, label: string): GBuf {
+    const m = map as Map<string | number, PosTable>;
+    let t = m.get(key);
+    if (!t || t.positions < positions) {
+      if (t) this.drop(t.g, 'act');
+      const n = Math.max(positions, t ? 2 * t.positions : 0, 4096);
+      const data = build(n);
+      const g = this.buffer(data.byteLength, label, 'act');
+      this.upload(g, data);
+      t = { g, positions: n };
+      m.set(key, t);
+      if (m.size > 8) {
+        const [oldKey, old] = m.entries().next().value as [string | number, PosTable];
+        if (oldKey !== key) {
+          this.drop(old.g, 'act');
+          m.delete(oldKey);
+        }
+      }
+    }
+    return t.g;
+  }
+
+  rope(x: RowView, rows: number, p: RopeParams): void {
+    if (rows <= 0) return;
+    const half = p.rotaryDim / 2;
+    if (p.rotaryDim % 2 !== 0 || p.rotaryDim > p.headDim) throw new ArgumentError(`rope: rotaryDim ${p.rotaryDim} must be even and ≤ headDim ${p.headDim}`);
+    if (half === 0) return;
+    const b = x.buf as WBuf;
+    const last = (rows - 1) * x.stride + x.offset + p.heads * p.headDim;
+    if (last > b.length) throw new ArgumentError('rope: rows exceed the buffer');
+    const table = this.posTable(this.ropeTables, `${p.base}|${p.rotaryDim}`, p.pos0 + rows, (n) => ropeTable(p.base, p.rotaryDim, n), `rope table base ${p.base}`);
+    const kern = this.k({ file: 'rope', entry: 'main', bindings: { 1: 'w', 2: 'r' } });
+    this.rec.dispatch(kern, [rows, p.heads, p.headDim, half, x.stride, x.offset, p.pos0, 0], { 1: { buf: b.g }, 2: { buf: table } }, [
+      Math.ceil((rows * p.heads * half) / 256),
+    ]);
+  }
+
+  attention(out: Buf, q: RowView, kv: KVStore, p: AttentionParams): void {
+    const s = kv as WKV;
+    const o = out as WBuf;
+    const qb = (q.buf as WBuf).g;
+    if (p.rows <= 0) return;
+    if (p.heads !== s.heads || p.headDim !== s.headDim) throw new ArgumentError(`attention: ${p.heads}×${p.headDim} heads do not match the KV store (${s.heads}×${s.headDim})`);
+    if (p.kvLen < p.rows || p.kvLen > s.capacity) throw new ArgumentError(`attention: kvLen ${p.kvLen} must be in [rows=${p.rows}, capacity=${s.capacity}]`);
+    if (o.g === qb) throw new ArgumentError('attention: out must not alias q');
+    if (p.rows * s.width > o.length) throw new ArgumentError('attention: output buffer too small');
+    const HD = s.headDim;
+    if (HD > 128) throw new ArgumentError(`attention: headDim ${HD} > 128 is not supported on WebGPU`);
+    const lognOn = p.lognSeqLength > 0 ? 1 : 0;
+    const lg = lognOn
+      ? this.posTable(this.lognTables, p.lognSeqLength, p.pos0 + p.rows, (n) => lognTable(p.lognSeqLength, n), `logn table ${p.lognSeqLength}`)
+      : this.dummy;
+    const kvDef = s.quant === 'f32' ? 'F32' : 'I8';
+    const kvBind: Record<number, BindRange> = { 5: { buf: s.k }, 6: { buf: s.v } };
+    const kvKinds: Record<number, 'r'> = { 5: 'r', 6: 'r' };
+    if (s.km && s.vm) {
+      kvBind[7] = { buf: s.km };
+      kvBind[8] = { buf: s.vm };
+      kvKinds[7] = 'r';
+      kvKinds[8] = 'r';
+    }
+    const base = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg } };
+    if (p.rows === 1) {
+      const nChunks = Math.ceil(p.kvLen / ATT_CHUNK);
+      const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
+      const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
+      const k1 = this.k({ file: 'attention', entry: 'decode_part', defines: ['PART', kvDef], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds } });
+      this.rec.dispatch(k1, params, { ...base, 4: { buf: part }, ...kvBind }, [nChunks, p.heads]);
+      const k2 = this.k({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } });
+      this.rec.dispatch(k2, params, { 1: { buf: o.g }, 4: { buf: part } }, [p.heads]);
+    } else {
+      const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0];
+      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds } });
+      this.rec.dispatch(kern, params, { ...base, ...kvBind }, [Math.ceil(p.rows / 16), p.heads]);
+    }
+  }
+
+  swiglu(out: Buf, a: Buf, b: Buf, n: number): void {
+    const o = (out as WBuf).g;
+    const ag = (a as WBuf).g;
+    const bg = (b as WBuf).g;
+    if (n <= 0) return;
+    if (n > out.length || n > a.length || n > b.length) throw new ArgumentError('swiglu: n exceeds a buffer');
+    if (o === ag && o === bg) this.ew('swiglu_self', ['SELF'], n, [0, 0, 0], { 1: { buf: o } });
+    else if (o === ag) this.ew('swiglu_da', [], n, [0, 0, 0], { 1: { buf: o }, 2: { buf: bg } });
+    else if (o === bg) this.ew('swiglu_db', [], n, [0, 0, 0], { 1: { buf: o }, 2: { buf: ag } });
+    else this.ew('swiglu', ['TWO'], n, [0, 0, 0], { 1: { buf: o }, 2: { buf: ag }, 3: { buf: bg } });
+  }
+
+  add(x: Buf, y: Buf, n: number): void {
+    const xg = (x as WBuf).g;
+    const yg = (y as WBuf).g;
+    if (n <= 0) return;
+    if (n > x.length || n > y.length) throw new ArgumentError('add: n exceeds a buffer');
+    if (xg === yg) this.ew('add_self', ['SELF'], n, [0, 0], { 1: { buf: xg } });
+    else this.ew('add', [], n, [0, 0], { 1: { buf: xg }, 2: { buf: yg } });
+  }
+
+  // ------------------------------------------------------------------ results
+
+  private selectParts(n: number): { parts: number; chunk: number } {
+    const parts = Math.max(1, Math.min(64, Math.ceil(n / 4096)));
+    return { parts, chunk: Math.ceil(n / parts) };
+  }
+
+  async argmax(x: Buf, offset: number, n: number): Promise<number> {
+    const xb = x as WBuf;
+    if (n <= 0 || offset < 0 || offset + n > xb.length) throw new ArgumentError(`argmax: [${offset}, ${offset + n}) outside the buffer (${xb.length})`);
+    const { parts, chunk } = this.selectParts(n);
+    const cand = this.scratchBuf('select candidates', 8 * parts);
+    const res = this.scratchBuf('select result', 8);
+    const k1 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX'], bindings: { 1: 'w', 2: 'r' } });
+    this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
+    const k2 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } });
+    this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: { buf: res }, 2: { buf: cand, size: 8 * parts } }, [1]);
+    const idx = new Uint32Array(await this.rec.readBytes(res, 0, 4))[0];
+    return idx === 0xffffffff ? 0 : idx;
+  }
+
+  async topK(x: Buf, offset: number, n: number, k: number): Promise<TopK> {
+    const xb = x as WBuf;
+    if (n <= 0 || offset < 0 || offset + n > xb.length) throw new ArgumentError(`topK: [${offset}, ${offset + n}) outside the buffer (${xb.length})`);
+    k = Math.min(Math.max(0, Math.floor(k)), n);
+    if (k === 0) return { ids: new Int32Array(0), values: new Float32Array(0) };
+    if (k > TOPK_GPU_MAX) {
+      const xs = await this.read(x, offset, n);
+      const idx = Array.from({ length: n }, (_, i) => i);
+      idx.sort((a, b) => xs[b] - xs[a] || a - b);
+      const ids = Int32Array.from(idx.slice(0, k));
+      return { ids, values: Float32Array.from(ids, (i) => xs[i]) };
+    }
+    const { parts, chunk } = this.selectParts(n);
+    const cand = this.scratchBuf('select candidates', 8 * parts * k);
+    const res = this.scratchBuf('select result', 8 * k);
+    const k1 = this.k({ file: 'select', entry: 'topk', defines: ['TOPK'], bindings: { 1: 'w', 2: 'r' } });
+    this.rec.dispatch(k1, [n, offset, chunk, parts, k, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
+    const k2 = this.k({ file: 'select', entry: 'topk', defines: ['TOPK', 'FINAL'], bindings: { 1: 'w', 2: 'r' } });
+    const m = parts * k;
+    this.rec.dispatch(k2, [m, 0, m, 1, k, f32(Infinity), 0, 0], { 1: { buf: res }, 2: { buf: cand, size: 8 * m } }, [1]);
+    const raw = await this.rec.readBytes(res, 0, 8 * k);
+    const ids = new Int32Array(raw, 0, k).slice();
+    const values = new Float32Array(raw, 4 * k, k).slice();
+    return { ids, values };
+  }
+
+  flush(): Promise<void> {
+    return this.rec.flush();
+  }
+
+  memoryUsage(): MemoryUsage {
+    return { weightBytes: this.weightBytes, kvBytes: this.kvBytes, activationBytes: this.actBytes, peakBytes: this.peak };
+  }
+
+  /** GPU time per kernel label from timestamp queries (see setProfiling). */
+  setProfiling(on: boolean): void {
+    this.rec.setProfiling(on);
+  }
+
+  takeProfile(): Promise<Map<string, { ns: number; count: number }>> {
+    return this.rec.takeProfile();
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    try {
+      if (!this.rec.lostError) await this.rec.flush();
+    } finally {
+      this.disposed = true;
+      for (const g of this.owned) g.buffer.destroy();
+      this.owned.clear();
+      this.dummy.buffer.destroy();
+      this.rec.destroy();
+      this.device.destroy();
+    }
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * Command recording for the WebGPU backend.
+ *
+ * Ops are encoded into one GPUCommandEncoder (inside one compute pass while possible) and
+ * submitted only when a result is needed (read / argmax / topK / flush) or before a host write,
+ * so one decode step is one command buffer. Per-dispatch parameters go into a CPU-side staging
+ * ring that is copied to a GPU ring buffer with a single writeBuffer at submit; kernels bind the
+ * ring with a dynamic offset, so bind groups depend only on the buffers and are cached.
+ */
+import { BufferUsage, MAP_READ, STAGE_COMPUTE } from './consts.js';
+import { BackendError, DeviceLostError } from '../../errors.js';
+
+/** A GPU buffer with a stable id (bind-group cache keys). */
+export interface GBuf {
+  readonly id: number;
+  readonly buffer: GPUBuffer;
+  readonly size: number;
+}
+
+export type BindKind = 'r' | 'w' | 'rd';
+/** A compiled kernel: pipeline + its bind group layout and binding kinds (binding 0 = params). */
+export interface Kernel {
+  readonly id: number;
+  readonly label: string;
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  /** binding number → kind, binding 0 excluded; 'rd' = read-only storage with a dynamic offset */
+  readonly bindings: ReadonlyMap<number, BindKind>;
+}
+
+export interface BindRange {
+  buf: GBuf;
+  offset?: number;
+  size?: number;
+}
+
+/** Bytes of one parameter slot (minUniformBufferOffsetAlignment is at most 256). */
+export const SLOT = 256;
+/** Binding window of a dynamic-offset storage binding into the ring (e.g. embedding ids). */
+export const DYN_WINDOW = 64 * 1024;
+const RING = 4 * 1024 * 1024;
+const MAX_QUERIES = 4096;
+
+/** Marks a parameter as f32 (others are u32). */
+export class F32 {
+  constructor(readonly v: number) {}
+}
+export const f32 = (v: number) => new F32(v);
+export type Param = number | F32;
+
+export class Recorder {
+  private nextId = 1;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private commands = 0;
+  readonly ring: GBuf;
+  private readonly stage = new ArrayBuffer(RING);
+  private readonly stageU32 = new Uint32Array(this.stage);
+  private readonly stageF32 = new Float32Array(this.stage);
+  private head = 0;
+  private dirtyStart = 0;
+  private pendingDestroy: GPUBuffer[] = [];
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private keysByBuffer = new Map<number, Set<string>>();
+  private readbackPool: GPUBuffer[] = [];
+  lostError: DeviceLostError | null = null;
+  private firstError: Error | null = null;
+  submits = 0;
+  dispatches = 0;
+
+  // ---- profiling (timestamp queries, one compute pass per dispatch) ----
+  private profiling = false;
+  private querySet: GPUQuerySet | null = null;
+  private queryLabels: string[] = [];
+  private readonly profile = new Map<string, { ns: number; count: number }>();
+  private profilePending: Promise<void>[] = [];
+
+  constructor(readonly device: GPUDevice, readonly timestamps: boolean) {
+    this.ring = this.createBuffer(RING + DYN_WINDOW, BufferUsage.UNIFORM | BufferUsage.STORAGE | BufferUsage.COPY_DST, 'params ring');
+    device.lost.then((info) => {
+      this.lostError = new DeviceLostError(`webgpu: device lost (${info.reason}): ${info.message}`);
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      if (!this.firstError) this.firstError = new BackendError(`webgpu: ${err.message}`);
+    });
+  }
+
+  checkAlive(): void {
+    if (this.lostError) throw this.lostError;
+  }
+
+  /** Throws the first uncaptured GPU error (validation, out of memory) seen so far. */
+  checkErrors(): void {
+    this.checkAlive();
+    if (this.firstError) {
+      const e = this.firstError;
+      this.firstError = null;
+      throw e;
+    }
+  }
+
+  createBuffer(size: number, usage: number, label: string, mapped = false): GBuf {
+    this.checkAlive();
+    const bytes = Math.max(16, Math.ceil(size / 16) * 16);
+    const buffer = this.device.createBuffer({ size: bytes, usage, label, mappedAtCreation: mapped });
+    return { id: this.nextId++, buffer, size: bytes };
+  }
+
+  /** Destroys a buffer once no recorded command can still reference it. */
+  release(g: GBuf): void {
+    const keys = this.keysByBuffer.get(g.id);
+    if (keys) {
+      for (const k of keys) this.bindGroups.delete(k);
+      this.keysByBuffer.delete(g.id);
+    }
+    if (this.commands > 0) this.pendingDestroy.push(g.buffer);
+    else g.buffer.destroy();
+  }
+
+  get hasPending(): boolean {
+    return this.commands > 0;
+  }
+
+  private wrap(): void {
+    this.submit();
+    this.head = 0;
+    this.dirtyStart = 0;
+  }
+
+  /** Reserves `bytes` in the parameter ring; returns the byte offset. */
+  private reserve(bytes: number): number {
+    const size = Math.ceil(bytes / SLOT) * SLOT;
+    if (this.head + size > RING) this.wrap();
+    const at = this.head;
+    this.head += size;
+    return at;
+  }
+
+  /** Writes params into a fresh slot; returns its byte offset. */
+  params(values: readonly Param[]): number {
+    const at = this.reserve(Math.max(4 * values.length, 16));
+    const base = at / 4;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v instanceof F32) this.stageF32[base + i] = v.v;
+      else this.stageU32[base + i] = v >>> 0;
+    }
+    return at;
+  }
+
+  /** Copies u32 data (≤ DYN_WINDOW bytes) into the ring; returns its byte offset. */
+  data(values: Uint32Array | Int32Array | Float32Array): number {
+    const bytes = values.byteLength;
+    if (bytes > DYN_WINDOW) throw new BackendError(`webgpu: inline data of ${bytes} bytes exceeds ${DYN_WINDOW}`);
+    // keep room for the dispatch's own params so they cannot wrap the ring after this data
+    if (this.head + Math.ceil(bytes / SLOT) * SLOT + SLOT > RING) this.wrap();
+    const at = this.reserve(bytes);
+    new Uint8Array(this.stage, at, bytes).set(new Uint8Array(values.buffer, values.byteOffset, bytes));
+    return at;
+  }
+
+  private ensurePass(): GPUComputePassEncoder {
+    this.checkAlive();
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private bindGroup(k: Kernel, bufs: ReadonlyMap<number, BindRange> | Record<number, BindRange>): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring.buffer, offset: 0, size: SLOT } }];
+    let key = `${k.id}`;
+    const ids: number[] = [];
+    for (const [binding, kind] of k.bindings) {
+      const r = bufs instanceof Map ? bufs.get(binding) : (bufs as Record<number, BindRange>)[binding];
+      if (kind === 'rd') {
+        entries.push({ binding, resource: { buffer: this.ring.buffer, offset: 0, size: DYN_WINDOW } });
+        key += `|r`;
+        continue;
+      }
+      if (!r) throw new BackendError(`webgpu: kernel ${k.label} needs binding ${binding}`);
+      const offset = r.offset ?? 0;
+      const size = r.size ?? r.buf.size - offset;
+      entries.push({ binding, resource: { buffer: r.buf.buffer, offset, size } });
+      key += `|${r.buf.id}:${offset}:${size}`;
+      ids.push(r.buf.id);
+    }
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      bg = this.device.createBindGroup({ layout: k.layout, entries, label: k.label });
+      this.bindGroups.set(key, bg);
+      for (const id of ids) {
+        let s = this.keysByBuffer.get(id);
+        if (!s) this.keysByBuffer.set(id, (s = new Set()));
+        s.add(key);
+      }
+    }
+    return bg;
+  }
+
+  /**
+   * Records one dispatch. `groups` may exceed maxComputeWorkgroupsPerDimension in x: it is folded
+   * into x·y (kernels flatten with num_workgroups). `dyn` = byte offsets of 'rd' bindings.
+   */
+  dispatch(k: Kernel, params: readonly Param[], bufs: Record<number, BindRange>, groups: [number, number?, number?], dyn: number[] = [], label = k.label): void {
+    const at = this.params(params);
+    const bg = this.bindGroup(k, bufs);
+    let [x, y = 1, z = 1] = groups;
+    if (x === 0 || y === 0 || z === 0) return;
+    if (x > 65535) {
+      if (y !== 1) throw new BackendError(`webgpu: grid ${x}×${y} too large for ${k.label}`);
+      y = Math.ceil(x / 65535);
+      x = Math.ceil(x / y);
+      // kernels that fold x·y guard against the extra workgroups
+    }
+    let pass: GPUComputePassEncoder;
+    if (this.profiling && this.querySet) {
+      if (this.queryLabels.length * 2 + 2 > MAX_QUERIES) this.submit();
+      this.endPass();
+      if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+      const i = this.queryLabels.length;
+      this.queryLabels.push(label);
+      pass = this.encoder.beginComputePass({
+        timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      });
+      this.pass = pass;
+    } else {
+      pass = this.ensurePass();
+    }
+    pass.setPipeline(k.pipeline);
+    pass.setBindGroup(0, bg, [at, ...dyn]);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.profiling) this.endPass();
+    this.commands++;
+    this.dispatches++;
+  }
+
+  copyBuffer(src: GBuf, srcOffset: number, dst: GBuf, dstOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.checkAlive();
+    this.endPass();
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    this.encoder.copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
+    this.commands++;
+  }
+
+  /** Submits everything recorded so far (no wait). */
+  submit(): void {
+    this.checkAlive();
+    this.endPass();
+    if (this.head > this.dirtyStart) {
+      this.device.queue.writeBuffer(this.ring.buffer, this.dirtyStart, this.stage, this.dirtyStart, this.head - this.dirtyStart);
+      this.dirtyStart = this.head;
+    }
+    if (this.encoder) {
+      let resolve: GPUBuffer | null = null;
+      const n = this.queryLabels.length;
+      if (this.profiling && this.querySet && n > 0) {
+        const q = this.device.createBuffer({ size: 16 * n, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
+        resolve = this.device.createBuffer({ size: 16 * n, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+        this.encoder.resolveQuerySet(this.querySet, 0, 2 * n, q, 0);
+        this.encoder.copyBufferToBuffer(q, 0, resolve, 0, 16 * n);
+        this.pendingDestroy.push(q);
+      }
+      this.device.queue.submit([this.encoder.finish()]);
+      this.submits++;
+      this.encoder = null;
+      if (resolve) {
+        const labels = this.queryLabels;
+        const buf = resolve;
+        this.profilePending.push(
+          buf.mapAsync(MAP_READ).then(() => {
+            const t = new BigUint64Array(buf.getMappedRange());
+            for (let i = 0; i < labels.length; i++) {
+              const ns = Number(t[2 * i + 1] - t[2 * i]);
+              const e = this.profile.get(labels[i]) ?? { ns: 0, count: 0 };
+              e.ns += ns;
+              e.count++;
+              this.profile.set(labels[i], e);
+            }
+            buf.unmap();
+            buf.destroy();
+          }),
+        );
+      }
+      this.queryLabels = [];
+    }
+    this.commands = 0;
+    for (const b of this.pendingDestroy) b.destroy();
+    this.pendingDestroy = [];
+  }
+
+  private takeReadback(bytes: number): GPUBuffer {
+    const i = this.readbackPool.findIndex((b) => b.size >= bytes);
+    if (i >= 0) return this.readbackPool.splice(i, 1)[0];
+    const size = Math.max(256, 2 ** Math.ceil(Math.log2(bytes)));
+    return this.device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'readback' });
+  }
+
+  /** Copies `bytes` from src into a mappable buffer, submits, and resolves with the bytes. */
+  async readBytes(src: GBuf, offset: number, bytes: number): Promise<ArrayBuffer> {
+    this.checkErrors();
+    if (bytes === 0) return new ArrayBuffer(0);
+    const rb = this.takeReadback(bytes);
+    this.endPass();
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    this.encoder.copyBufferToBuffer(src.buffer, offset, rb, 0, bytes);
+    this.commands++;
+    this.submit();
+    try {
+      await rb.mapAsync(MAP_READ, 0, bytes);
+    } catch (e) {
+      this.checkAlive();
+      throw new BackendError(`webgpu: readback failed: ${(e as Error).message}`, { cause: e });
+    }
+    const out = rb.getMappedRange(0, bytes).slice(0);
+    rb.unmap();
+    this.readbackPool.push(rb);
+    this.checkErrors();
+    return out;
+  }
+
+  async flush(): Promise<void> {
+    this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkErrors();
+  }
+
+  setProfiling(on: boolean): void {
+    if (on && !this.timestamps) throw new BackendError('webgpu: timestamp-query is not available on this adapter');
+    this.submit();
+    this.profiling = on;
+    if (on && !this.querySet) this.querySet = this.device.createQuerySet({ type: 'timestamp', count: MAX_QUERIES });
+  }
+
+  /** Per-label GPU time (ns) and dispatch counts since the last reset. */
+  async takeProfile(): Promise<Map<string, { ns: number; count: number }>> {
+    await this.flush();
+    await Promise.all(this.profilePending);
+    this.profilePending = [];
+    const out = new Map(this.profile);
+    this.profile.clear();
+    return out;
+  }
+
+  destroy(): void {
+    for (const b of this.readbackPool) b.destroy();
+    this.readbackPool = [];
+    this.bindGroups.clear();
+    this.querySet?.destroy();
+  }
+}

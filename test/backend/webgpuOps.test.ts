@@ -1,0 +1,350 @@
+/**
+ * WebGPU backend ops (WGSL on Dawn → SwiftShader in CI) against the reference backend (f64
+ * accumulation) on random inputs of awkward sizes. Tolerances are f32-accumulation bounds.
+ */
+import '../setup/webgpu.js';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend, Buf, KVQuant, LinearSource } from '../../src/backend/backend.js';
+import type { WebGpuBackend } from '../../src/backend/webgpu/backend.js';
+import { isSoftwareAdapter } from '../../src/backend/webgpu/index.js';
+import { ReferenceBackend } from '../support/referenceBackend.js';
+import { FIXTURES, floatTensor, gptqSource, makeGptq, randoms, readSafetensors, tensorValues } from '../support/tensors.js';
+import { testWebGpu } from '../setup/webgpu.js';
+
+const at = { layer: 0 };
+let gpu: WebGpuBackend;
+/** the same backend with a 4 KiB binding cap: every large tensor is split into chunks */
+let split: WebGpuBackend;
+const ref = new ReferenceBackend();
+
+beforeAll(async () => {
+  gpu = await testWebGpu();
+  split = await testWebGpu({ maxBindingSize: 4096 });
+});
+afterAll(async () => {
+  await gpu?.dispose();
+  await split?.dispose();
+});
+
+function put(b: Backend, data: Float32Array): Buf {
+  const buf = b.alloc(data.length, at);
+  b.write(buf, data);
+  return buf;
+}
+
+/** max |a − b| / max(1, |b|) */
+function relErr(a: Float32Array, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const e = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
+    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : Math.max(m, e);
+  }
+  return m;
+}
+
+describe('webgpu: adapter', () => {
+  it('describes the adapter and classifies SwiftShader as software', () => {
+    expect(gpu.kind).toBe('webgpu');
+    expect(gpu.description).toMatch(/^webgpu: /);
+    expect(isSoftwareAdapter({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' })).toBe(true);
+    expect(isSoftwareAdapter({ vendor: 'mesa', description: 'llvmpipe (LLVM 15.0.6, 256 bits)' })).toBe(true);
+    expect(isSoftwareAdapter({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' })).toBe(false);
+  });
+});
+
+describe('webgpu: activations and element-wise ops', () => {
+  it('write/read/copy round-trip, unwritten buffers read as zeros, overlapping copy', async () => {
+    const x = randoms(37, 1);
+    const a = put(gpu, x);
+    expect(await gpu.read(a, 0, 37)).toEqual(x);
+    expect(await gpu.read(a, 5, 3)).toEqual(x.slice(5, 8));
+    const b = gpu.alloc(50, at);
+    expect(await gpu.read(b, 0, 50)).toEqual(new Float32Array(50));
+    gpu.copy(b, 10, a, 3, 20);
+    const got = await gpu.read(b, 0, 50);
+    expect(got.slice(10, 30)).toEqual(x.slice(3, 23));
+    expect(got.slice(0, 10)).toEqual(new Float32Array(10));
+    // same buffer, disjoint and overlapping ranges
+    gpu.copy(a, 30, a, 0, 7);
+    gpu.copy(a, 2, a, 0, 20);
+    const want = x.slice();
+    want.copyWithin(30, 0, 7);
+    want.copyWithin(2, 0, 20);
+    expect(await gpu.read(a, 0, 37)).toEqual(want);
+    // writes are ordered with recorded ops
+    const c = put(gpu, Float32Array.of(1, 2, 3));
+    const d = put(gpu, Float32Array.of(10, 20, 30));
+    gpu.add(c, d, 3);
+    gpu.write(d, Float32Array.of(100, 200, 300));
+    gpu.add(c, d, 3);
+    expect(await gpu.read(c, 0, 3)).toEqual(Float32Array.of(111, 222, 333));
+    expect(() => gpu.write(b, new Float32Array(3), 48)).toThrow(/exceed/);
+    for (const buf of [a, b, c, d]) gpu.free(buf);
+  });
+
+  it('add and swiglu in every aliasing form (n = 1031)', async () => {
+    const n = 1031;
+    const xa = randoms(n, 2, 4);
+    const xb = randoms(n, 3, 4);
+    const run = async (b: Backend, form: string) => {
+      const a = put(b, xa);
+      const c = put(b, xb);
+      const o = b.alloc(n, at);
+      if (form === 'add') b.add(a, c, n);
+      if (form === 'add-self') b.add(a, a, n);
+      if (form === 'swiglu') b.swiglu(o, a, c, n);
+      if (form === 'swiglu-a') b.swiglu(a, a, c, n);
+      if (form === 'swiglu-b') b.swiglu(c, a, c, n);
+      if (form === 'swiglu-self') b.swiglu(a, a, a, n);
+      const out = form === 'swiglu' ? o : form === 'swiglu-b' ? c : a;
+      return b.read(out, 0, n);
+    };
+    for (const form of ['add', 'add-self', 'swiglu', 'swiglu-a', 'swiglu-b', 'swiglu-self']) {
+      expect(relErr(await run(gpu, form), await run(ref, form)), form).toBeLessThan(2e-6);
+    }
+  });
+
+  it('rmsNorm (width 131, 3 rows; in place too)', async () => {
+    const w = floatTensor('ln.weight', 'BF16', [131], randoms(131, 4, 1)).src;
+    const x = randoms(3 * 131, 5, 3);
+    const run = async (b: Backend, inplace: boolean) => {
+      const v = await b.uploadVector(w, at);
+      const xb = put(b, x);
+      const o = inplace ? xb : b.alloc(3 * 131, at);
+      b.rmsNorm(o, xb, v, 3, 1e-6);
+      return b.read(o, 0, 3 * 131);
+    };
+    const want = await run(ref, false);
+    expect(relErr(await run(gpu, false), want)).toBeLessThan(2e-6);
+    expect(relErr(await run(gpu, true), want)).toBeLessThan(2e-6);
+  });
+
+  it('embedding gather from f32, f16 and bf16 rows is exact, also split across bindings', async () => {
+    for (const dt of ['F32', 'F16', 'BF16'] as const) {
+      for (const dim of [13, 24]) {
+        const rows = 300;
+        const { src, stored } = floatTensor('wte', dt, [rows, dim], randoms(rows * dim, 6, 2));
+        const ids = Int32Array.of(0, 299, 7, 7, 150, 42, 298);
+        for (const b of [gpu, split]) {
+          const e = await b.uploadEmbedding(src, at);
+          const o = b.alloc(ids.length * dim, at);
+          b.embed(o, e, ids);
+          const got = await b.read(o, 0, ids.length * dim);
+          const want = new Float32Array(ids.length * dim);
+          ids.forEach((id, r) => want.set(stored.subarray(id * dim, (id + 1) * dim), r * dim));
+          expect(got, `${dt} dim ${dim}`).toEqual(want);
+        }
+      }
+    }
+    expect(() => gpu.embed(gpu.alloc(16, at), { rows: 3, dim: 4 } as never, Int32Array.of(5))).toThrow();
+  });
+
+  it('argmax and topK: ties prefer the lower index, -inf and large n', async () => {
+    const x = randoms(100003, 7, 10);
+    x[500] = 50;
+    x[90000] = 50;
+    x[77] = 49;
+    x[123] = 49;
+    x[99999] = 49;
+    const b = put(gpu, x);
+    const r = put(ref, x);
+    expect(await gpu.argmax(b, 0, 100003)).toBe(500);
+    expect(await gpu.argmax(b, 501, 100003 - 501)).toBe(90000 - 501);
+    for (const k of [1, 5, 40]) {
+      const [g, w] = [await gpu.topK(b, 0, 100003, k), await ref.topK(r, 0, 100003, k)];
+      expect(g.ids).toEqual(w.ids);
+      expect(g.values).toEqual(w.values);
+    }
+    const small = Float32Array.of(-Infinity, 3, 3, -Infinity, 1, 3);
+    const sb = put(gpu, small);
+    const sr = put(ref, small);
+    expect(await gpu.argmax(sb, 0, 6)).toBe(1);
+    expect(await gpu.argmax(sb, 3, 1)).toBe(0);
+    const [g, w] = [await gpu.topK(sb, 0, 6, 6), await ref.topK(sr, 0, 6, 6)];
+    expect(g.ids).toEqual(w.ids);
+    expect(g.values).toEqual(w.values);
+    // k above the GPU limit goes through the host path with the same order
+    const [g2, w2] = [await gpu.topK(b, 0, 3000, 1500), await ref.topK(r, 0, 3000, 1500)];
+    expect(g2.ids).toEqual(w2.ids);
+  });
+});
+
+describe('webgpu: matmul', () => {
+  const cases: [string, 'F32' | 'F16' | 'BF16', number, number][] = [
+    ['odd K (scalar path)', 'F16', 37, 19],
+    ['K % 8 = 0 (vector path)', 'BF16', 72, 45],
+    ['f32 weights', 'F32', 66, 70],
+    ['f32 weights, K % 4 = 0', 'F32', 132, 33],
+  ];
+  for (const [what, dt, inF, outF] of cases) {
+    for (const rows of [1, 5, 67]) {
+      it(`dense ${dt} [${outF}×${inF}] × ${rows} rows + bias (${what})`, async () => {
+        const src: LinearSource = {
+          kind: 'dense',
+          inFeatures: inF,
+          outFeatures: outF,
+          weight: floatTensor('w', dt, [outF, inF], randoms(inF * outF, 8 + inF, 0.5)).src,
+          bias: floatTensor('b', 'F16', [outF], randoms(outF, 9, 0.3)).src,
+        };
+        const x = randoms(rows * inF, 10 + rows, 1);
+        const run = async (b: Backend) => {
+          const l = await b.uploadLinear(src, at);
+          const o = b.alloc(rows * outF, at);
+          b.matmul(o, put(b, x), l, rows);
+          return b.read(o, 0, rows * outF);
+        };
+        const want = await run(ref);
+        expect(relErr(await run(gpu), want)).toBeLessThan(3e-6);
+        expect(relErr(await run(split), want)).toBeLessThan(3e-6);
+      });
+    }
+  }
+
+  const gcases: [string, number, number, number, { sym?: boolean; descAct?: boolean }][] = [
+    ['sym, group 128', 256, 72, 128, { sym: true }],
+    ['asym, group 64, N not a multiple of 32', 192, 40, 64, {}],
+    ['desc_act, asym', 256, 48, 64, { descAct: true }],
+  ];
+  for (const [what, inF, outF, gs, opt] of gcases) {
+    for (const rows of [1, 3, 70]) {
+      it(`GPTQ int4 [${inF}→${outF}] × ${rows} rows (${what})`, async () => {
+        const c = makeGptq(inF, outF, gs, 20 + inF + outF, opt);
+        const src = gptqSource(c, randoms(outF, 11, 0.2));
+        const x = randoms(rows * inF, 12 + rows, 1);
+        const run = async (b: Backend) => {
+          const l = await b.uploadLinear(src, at);
+          const o = b.alloc(rows * outF, at);
+          b.matmul(o, put(b, x), l, rows);
+          return b.read(o, 0, rows * outF);
+        };
+        const want = await run(ref);
+        expect(relErr(await run(gpu), want)).toBeLessThan(1e-5);
+        expect(relErr(await run(split), want)).toBeLessThan(1e-5);
+      });
+    }
+  }
+
+  describe('GPTQ fixture linear_actorder (AutoGPTQ, desc_act)', () => {
+    const t = readSafetensors(join(FIXTURES, 'gptq/linear_actorder.safetensors'));
+    const src: LinearSource = {
+      kind: 'gptq',
+      inFeatures: 256,
+      outFeatures: 64,
+      bits: 4,
+      groupSize: 128,
+      qweight: t.get('qweight')!,
+      qzeros: t.get('qzeros')!,
+      scales: t.get('scales')!,
+      gIdx: t.get('g_idx')!,
+      bias: t.get('bias')!,
+    };
+    it('dequantised weights are exact (identity input through the GEMM)', async () => {
+      const noBias = { ...src, bias: undefined };
+      const l = await gpu.uploadLinear(noBias, at);
+      const eye = new Float32Array(256 * 256);
+      for (let k = 0; k < 256; k++) eye[k * 256 + k] = 1;
+      const o = gpu.alloc(256 * 64, at);
+      gpu.matmul(o, put(gpu, eye), l, 256);
+      expect(await gpu.read(o, 0, 256 * 64)).toEqual((await tensorValues(t.get('w_dequant')!)) as Float32Array);
+    });
+    it('y within 1e-5 relative, one row at a time (GEMV) and batched (GEMM)', async () => {
+      const x = (await tensorValues(t.get('x')!)) as Float32Array;
+      const y = (await tensorValues(t.get('y')!)) as Float32Array;
+      const l = await gpu.uploadLinear(src, at);
+      const o = gpu.alloc(4 * 64, at);
+      gpu.matmul(o, put(gpu, x), l, 4);
+      expect(relErr(await gpu.read(o, 0, 256), y)).toBeLessThan(1e-5);
+      for (let r = 0; r < 4; r++) {
+        const o1 = gpu.alloc(64, at);
+        gpu.matmul(o1, put(gpu, x.slice(r * 256, (r + 1) * 256)), l, 1);
+        expect(relErr(await gpu.read(o1, 0, 64), y.subarray(r * 64, (r + 1) * 64))).toBeLessThan(1e-5);
+      }
+    });
+  });
+
+  it('rejects g_idx whose groups are not multiples of 8 rows', async () => {
+    const c = makeGptq(64, 8, 32, 5, {});
+    const gIdx = new Int32Array(64);
+    for (let k = 0; k < 64; k++) gIdx[k] = k === 3 ? 1 : k < 32 ? 0 : 1;
+    await expect(gpu.uploadLinear(gptqSource({ ...c, gIdx }), at)).rejects.toThrow(/multiple of 8/);
+  });
+});
+
+describe('webgpu: rope, KV cache and attention', () => {
+  it('rope on q and k views inside a fused row (partial rotary, pos0 > 0, NTK base)', async () => {
+    const heads = 3;
+    const hd = 12;
+    const H = heads * hd;
+    const rows = 5;
+    const x = randoms(rows * 3 * H, 13, 2);
+    const run = async (b: Backend) => {
+      const buf = put(b, x);
+      const p = { heads, headDim: hd, rotaryDim: 8, pos0: 4093, base: 10000 * 3 ** (8 / 6) };
+      b.rope({ buf, stride: 3 * H, offset: 0 }, rows, p);
+      b.rope({ buf, stride: 3 * H, offset: H }, rows, p);
+      return b.read(buf, 0, x.length);
+    };
+    expect(relErr(await run(gpu), await run(ref))).toBeLessThan(2e-6);
+  });
+
+  for (const quant of ['f32', 'int8'] as KVQuant[]) {
+    it(`prefill + multi-chunk decode attention over a ${quant} cache (LogN, kv move/copy)`, async () => {
+      const heads = 2;
+      const hd = 16;
+      const W = heads * hd;
+      const pre = 300;
+      const seqLength = 64;
+      const qkv = randoms(pre * 3 * W, 14, 1.5);
+      const run = async (b: Backend) => {
+        const kv = b.kvCreate(320, heads, hd, quant, at);
+        const buf = put(b, qkv);
+        const q = { buf, stride: 3 * W, offset: 0 };
+        const k = { buf, stride: 3 * W, offset: W };
+        const v = { buf, stride: 3 * W, offset: 2 * W };
+        // prefill 290 rows in two chunks (rows 0..199, then 200..289 over 290 slots)
+        const outs: Float32Array[] = [];
+        const o = b.alloc(pre * W, at);
+        b.kvWrite(kv, k, v, 200, 0);
+        b.attention(o, q, kv, { rows: 200, heads, headDim: hd, kvLen: 200, pos0: 0, scale: 1 / Math.sqrt(hd), lognSeqLength: seqLength });
+        outs.push(await b.read(o, 0, 200 * W));
+        const off = 200 * 3 * W;
+        const q2 = { buf, stride: 3 * W, offset: off };
+        b.kvWrite(kv, { buf, stride: 3 * W, offset: off + W }, { buf, stride: 3 * W, offset: off + 2 * W }, 90, 200);
+        b.attention(o, q2, kv, { rows: 90, heads, headDim: hd, kvLen: 290, pos0: 200, scale: 1 / Math.sqrt(hd), lognSeqLength: seqLength });
+        outs.push(await b.read(o, 0, 90 * W));
+        // decode rows 290..299 one at a time (kvLen crosses the 256-slot chunk boundary)
+        for (let r = 290; r < pre; r++) {
+          const base = r * 3 * W;
+          b.kvWrite(kv, { buf, stride: 3 * W, offset: base + W }, { buf, stride: 3 * W, offset: base + 2 * W }, 1, r);
+          b.attention(o, { buf, stride: 3 * W, offset: base }, kv, { rows: 1, heads, headDim: hd, kvLen: r + 1, pos0: r, scale: 1 / Math.sqrt(hd), lognSeqLength: seqLength });
+          outs.push(await b.read(o, 0, W));
+        }
+        // growth copy and a sliding move, then one more decode over the result
+        const kv2 = b.kvCreate(400, heads, hd, quant, at);
+        b.kvCopy(kv2, kv, pre);
+        b.kvMove(kv2, 4, 40, 260);
+        b.attention(o, q, kv2, { rows: 1, heads, headDim: hd, kvLen: 264, pos0: 300, scale: 1 / Math.sqrt(hd), lognSeqLength: seqLength });
+        outs.push(await b.read(o, 0, W));
+        const all = new Float32Array(outs.reduce((s, a) => s + a.length, 0));
+        let p = 0;
+        for (const a of outs) {
+          all.set(a, p);
+          p += a.length;
+        }
+        return all;
+      };
+      // int8: the GPU and the reference may round a value to adjacent codes (f32 vs f64 quotient)
+      const tol = quant === 'f32' ? 2e-6 : 2e-3;
+      expect(relErr(await run(gpu), await run(ref))).toBeLessThan(tol);
+    });
+  }
+
+  it('rejects bad KV ranges', () => {
+    const kv = gpu.kvCreate(8, 2, 4, 'f32', at);
+    const buf = gpu.alloc(64, at);
+    expect(() => gpu.kvWrite(kv, { buf, stride: 8, offset: 0 }, { buf, stride: 8, offset: 0 }, 2, 7)).toThrow(/capacity/);
+    expect(() => gpu.attention(gpu.alloc(8, at), { buf, stride: 8, offset: 0 }, kv, { rows: 1, heads: 2, headDim: 4, kvLen: 9, pos0: 0, scale: 1, lognSeqLength: 0 })).toThrow(/kvLen/);
+  });
+});
