@@ -5,8 +5,6 @@
 import { BackendError } from '../errors.js';
 import type { Platform } from '../platform.js';
 import type { Backend } from './backend.js';
-import { createCpuBackend } from './cpu/index.js';
-import { createWebGpuBackend } from './webgpu/index.js';
 
 /** A name, or a ready Backend instance (custom backends, tests). */
 export type BackendChoice = 'auto' | 'cpu' | 'webgpu' | Backend;
@@ -16,7 +14,10 @@ export interface BackendOptions {
 }
 
 export async function createBackend(platform: Platform, choice: BackendChoice, opts: BackendOptions = {}): Promise<Backend> {
-  const cpu = () => createCpuBackend({ threads: opts.threads, platform });
+  // Loaded on demand: a CPU-only run never evaluates GPU code, and bundles can split them.
+  const cpu = async () => (await import('./cpu/index.js')).createCpuBackend({ threads: opts.threads, platform });
+  const webgpu = async (gpu: GPU, allowSoftwareAdapter: boolean) =>
+    (await import('./webgpu/index.js')).createWebGpuBackend(gpu, { allowSoftwareAdapter });
   if (typeof choice === 'object' && choice !== null) return choice;
   switch (choice) {
     case 'cpu':
@@ -24,13 +25,13 @@ export async function createBackend(platform: Platform, choice: BackendChoice, o
     case 'webgpu': {
       const gpu = await platform.gpu?.();
       if (!gpu) throw new BackendError(`WebGPU is not available on ${platform.name} (no navigator.gpu / Dawn, or no Vulkan driver)`);
-      return createWebGpuBackend(gpu, { allowSoftwareAdapter: true });
+      return webgpu(gpu, true);
     }
     case 'auto': {
       const gpu = await platform.gpu?.().catch(() => undefined);
       if (gpu) {
         try {
-          return await createWebGpuBackend(gpu, { allowSoftwareAdapter: false });
+          return await webgpu(gpu, false);
         } catch {
           // no real adapter: fall through to the CPU
         }

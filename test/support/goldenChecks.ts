@@ -14,8 +14,12 @@ import { golden, maxRelErr, modelDir, type FixtureModel } from './fixtures.js';
 export async function loadFixtureModel(m: FixtureModel, backend: Backend, opts: ConstructorParameters<typeof QwenModel>[4] = {}): Promise<QwenModel> {
   const ckpt = await openCheckpoint(nodeFileSource(modelDir(m)));
   const tokenizer = QwenTokenizer.fromTiktoken(await ckpt.vocabulary());
-  const weights = await uploadWeights(backend, ckpt);
-  return new QwenModel(backend, tokenizer, ckpt, weights, opts);
+  try {
+    const weights = await uploadWeights(backend, ckpt);
+    return new QwenModel(backend, tokenizer, ckpt, weights, opts);
+  } finally {
+    await ckpt.close();
+  }
 }
 
 export interface Tolerance {
