@@ -31,7 +31,7 @@ describe.each(MODELS)('cpu backend on %s', (m) => {
   it('1 thread, 2 threads and several small memories give bitwise identical logits', async () => {
     const ids = golden(m, 'decode').scenarios[1].prompt_ids;
     const out: Float32Array[] = [];
-    for (const b of [await cpu(1), await cpu(2), await cpu(2, { maxMemoryBytes: 8 << 20 })]) {
+    for (const b of [await cpu(1), await cpu(2), await cpu(2, { maxMemoryBytes: 48 << 20 })]) {
       const model = await loadFixtureModel(m, b);
       out.push(await model.forward(ids));
       await model.dispose();
