@@ -2,12 +2,12 @@
  * Tokenizer benchmark: vocabulary load time and encode/decode throughput on ≥ 10 MB of
  * deterministically generated mixed Chinese / English / code text.
  *   npm run build:ts && node dist/bench/tokenizer.js [--mb 10] [--runs 3]
- * Prints one JSON line per measurement and a table.
+ * Prints one JSON line per measurement and a table; js-tiktoken (same ranks and pattern) is the peer.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { QwenTokenizer, gunzip } from '../src/tokenizer/index.js';
+import { PAT_STR_JS, QwenTokenizer, gunzip } from '../src/tokenizer/index.js';
 
 function findAsset(name: string): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -51,7 +51,9 @@ const CODE = [
   '  "{id}": {"{a}": {n}, "{b}": [{n}, {n}, "{w}"]},\n',
 ];
 
-export function generateText(targetBytes: number, seed = 20261127): string {
+export type TextKind = 'en' | 'zh' | 'code';
+
+export function generateText(targetBytes: number, seed = 20261127, only?: TextKind): string {
   const r = rng(seed);
   const pick = <T>(xs: ArrayLike<T>): T => xs[Math.floor(r() * xs.length)];
   const ident = (): string => {
@@ -61,7 +63,8 @@ export function generateText(targetBytes: number, seed = 20261127): string {
   const out: string[] = [];
   let bytes = 0;
   while (bytes < targetBytes) {
-    const kind = r();
+    let kind = r();
+    if (only) kind = only === 'en' ? 0.2 : only === 'zh' ? 0.5 : 0.9;
     let s: string;
     if (kind < 0.4) {
       const words: string[] = [];
@@ -97,70 +100,124 @@ function median(xs: number[]): number {
 
 export interface TokenizerBenchResult {
   bench: 'tokenizer';
+  impl: string;
+  text: string;
   textMB: number;
   tokens: number;
   loadMs: number;
-  encodeMBps: number;
-  decodeMBps: number;
-  streamDecodeMBps: number;
+  /** Fresh tokenizer (empty piece cache) per run. */
+  encodeColdMBps: number;
+  /** Second pass over the same text with the same tokenizer. */
+  encodeWarmMBps: number;
+  decodeMBps?: number;
+  streamDecodeMBps?: number;
   node: string;
 }
 
-export async function benchTokenizer(mb = 10, runs = 3): Promise<TokenizerBenchResult> {
-  const gz = new Uint8Array(readFileSync(findAsset('qwen.tiktoken.gz')));
-  const vocab = await gunzip(gz);
-  const text = generateText(mb * 1e6);
-  const textMB = Buffer.byteLength(text) / 1e6;
+const timeMs = (f: () => void): number => {
+  const t0 = performance.now();
+  f();
+  return performance.now() - t0;
+};
 
+export async function benchTokenizer(mb = 10, runs = 3): Promise<TokenizerBenchResult[]> {
+  const vocab = await gunzip(new Uint8Array(readFileSync(findAsset('qwen.tiktoken.gz'))));
+  const results: TokenizerBenchResult[] = [];
+  const texts: Array<[string, string]> = [
+    ['mixed zh/en/code', generateText(mb * 1e6)],
+    ['en', generateText(2e6, 1, 'en')],
+    ['zh', generateText(2e6, 2, 'zh')],
+    ['code', generateText(2e6, 3, 'code')],
+  ];
   const loads: number[] = [];
-  for (let i = 0; i < Math.max(runs, 5); i++) {
-    const t0 = performance.now();
-    QwenTokenizer.fromTiktoken(vocab);
-    loads.push(performance.now() - t0);
+  for (let i = 0; i < 7; i++) loads.push(timeMs(() => QwenTokenizer.fromTiktoken(vocab)));
+  for (const [name, text] of texts) {
+    const textMB = Buffer.byteLength(text) / 1e6;
+    const cold: number[] = [];
+    const warm: number[] = [];
+    let ids: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const tok = QwenTokenizer.fromTiktoken(vocab);
+      cold.push(timeMs(() => (ids = tok.encode(text))));
+      warm.push(timeMs(() => tok.encode(text)));
+    }
+    const r: TokenizerBenchResult = {
+      bench: 'tokenizer',
+      impl: 'qwen-rt',
+      text: name,
+      textMB: +textMB.toFixed(2),
+      tokens: ids.length,
+      loadMs: +median(loads).toFixed(1),
+      encodeColdMBps: +(textMB / (median(cold) / 1000)).toFixed(2),
+      encodeWarmMBps: +(textMB / (median(warm) / 1000)).toFixed(2),
+      node: process.version,
+    };
+    if (name.startsWith('mixed')) {
+      const tok = QwenTokenizer.fromTiktoken(vocab);
+      const dec: number[] = [];
+      const sdec: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        let back = '';
+        dec.push(timeMs(() => (back = tok.decode(ids))));
+        if (back !== text.normalize('NFC')) throw new Error('round trip failed');
+        let n = 0;
+        sdec.push(
+          timeMs(() => {
+            const sd = tok.createStreamDecoder();
+            for (const id of ids) n += sd.push(id).length;
+            n += sd.flush().length;
+          }),
+        );
+        if (n !== text.length) throw new Error('stream decode length mismatch');
+      }
+      r.decodeMBps = +(textMB / (median(dec) / 1000)).toFixed(2);
+      r.streamDecodeMBps = +(textMB / (median(sdec) / 1000)).toFixed(2);
+    }
+    results.push(r);
   }
-  const enc: number[] = [];
+  results.push(await benchJsTiktoken(vocab, texts[0][1].slice(0, 1_000_000)));
+  return results;
+}
+
+/** Peer: js-tiktoken's own Tiktoken class with the same ranks and pattern (no NFC step). */
+async function benchJsTiktoken(vocab: Uint8Array, text: string): Promise<TokenizerBenchResult> {
+  const { Tiktoken } = await import('js-tiktoken/lite');
+  const byRank: string[] = [];
+  for (const line of Buffer.from(vocab).toString('latin1').split('\n')) {
+    if (!line) continue;
+    const [b64, rank] = line.split(' ');
+    byRank[Number(rank)] = b64;
+  }
+  const ranks = { pat_str: PAT_STR_JS, special_tokens: {}, bpe_ranks: `! 0 ${byRank.join(' ')}` };
+  let enc: InstanceType<typeof Tiktoken> | undefined;
+  const loadMs = timeMs(() => (enc = new Tiktoken(ranks)));
+  const jt = enc as InstanceType<typeof Tiktoken>;
+  const textMB = Buffer.byteLength(text) / 1e6;
   let ids: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const tok = QwenTokenizer.fromTiktoken(vocab); // fresh piece cache each run
-    const t0 = performance.now();
-    ids = tok.encode(text);
-    enc.push(performance.now() - t0);
-  }
-  const tok = QwenTokenizer.fromTiktoken(vocab);
-  const dec: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const back = tok.decode(ids);
-    dec.push(performance.now() - t0);
-    if (back !== text.normalize('NFC')) throw new Error('round trip failed');
-  }
-  const sdec: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const sd = tok.createStreamDecoder();
-    let n = 0;
-    for (const id of ids) n += sd.push(id).length;
-    n += sd.flush().length;
-    sdec.push(performance.now() - t0);
-    if (n !== text.length) throw new Error('stream decode length mismatch');
-  }
+  const cold = timeMs(() => (ids = jt.encode(text, [], [])));
+  const warm = timeMs(() => jt.encode(text, [], []));
   return {
     bench: 'tokenizer',
+    impl: 'js-tiktoken 1.0.21',
+    text: 'mixed zh/en/code (first 1M chars)',
     textMB: +textMB.toFixed(2),
     tokens: ids.length,
-    loadMs: +median(loads).toFixed(1),
-    encodeMBps: +(textMB / (median(enc) / 1000)).toFixed(2),
-    decodeMBps: +(textMB / (median(dec) / 1000)).toFixed(2),
-    streamDecodeMBps: +(textMB / (median(sdec) / 1000)).toFixed(2),
+    loadMs: +loadMs.toFixed(1),
+    encodeColdMBps: +(textMB / (cold / 1000)).toFixed(2),
+    encodeWarmMBps: +(textMB / (warm / 1000)).toFixed(2),
     node: process.version,
   };
 }
 
-function printResult(r: TokenizerBenchResult): void {
-  console.log(JSON.stringify(r));
-  console.log('| bench | text MB | tokens | load ms | encode MB/s | decode MB/s | stream decode MB/s |');
-  console.log('|---|---|---|---|---|---|---|');
-  console.log(`| tokenizer | ${r.textMB} | ${r.tokens} | ${r.loadMs} | ${r.encodeMBps} | ${r.decodeMBps} | ${r.streamDecodeMBps} |`);
+function printResults(rs: TokenizerBenchResult[]): void {
+  for (const r of rs) console.log(JSON.stringify(r));
+  console.log('| impl | text | MB | tokens | load ms | encode MB/s (cold) | encode MB/s (warm) | decode MB/s | stream decode MB/s |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rs) {
+    console.log(
+      `| ${r.impl} | ${r.text} | ${r.textMB} | ${r.tokens} | ${r.loadMs} | ${r.encodeColdMBps} | ${r.encodeWarmMBps} | ${r.decodeMBps ?? ''} | ${r.streamDecodeMBps ?? ''} |`,
+    );
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -168,5 +225,5 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const i = process.argv.indexOf(name);
     return i >= 0 ? Number(process.argv[i + 1]) : def;
   };
-  printResult(await benchTokenizer(arg('--mb', 10), arg('--runs', 3)));
+  printResults(await benchTokenizer(arg('--mb', 10), arg('--runs', 3)));
 }
