@@ -31,6 +31,7 @@ const CACHE_MAX_PIECE = 48;
 const CACHE_MAX_ENTRIES = 1 << 17;
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 const textEncoder = new TextEncoder();
+const NO_SPECIALS: ReadonlySet<string> = new Set();
 
 export class QwenTokenizer {
   readonly vocabSize: number;
@@ -41,6 +42,7 @@ export class QwenTokenizer {
   private readonly table: RankTable;
   private readonly specialIds = new Map<string, number>();
   private readonly specialBytes: Uint8Array[] = [];
+  private readonly allSpecials: ReadonlySet<string>;
   private scratch = new Uint8Array(1024);
   /** Piece → its ids, for pieces that needed BPE. Pieces are context-free, so this is exact. */
   private readonly cache = new Map<string, number[]>();
@@ -52,6 +54,7 @@ export class QwenTokenizer {
       this.specialIds.set(text, first + i);
       this.specialBytes.push(textEncoder.encode(text));
     });
+    this.allSpecials = new Set(SPECIAL_TOKEN_TEXTS);
     this.vocabSize = first + SPECIAL_TOKEN_TEXTS.length;
     this.endOfText = this.specialIds.get(ENDOFTEXT) as number;
     this.imStart = this.specialIds.get(IMSTART) as number;
@@ -73,7 +76,7 @@ export class QwenTokenizer {
     const allowed = this.resolveSpecialSet(opts.allowedSpecial ?? 'all', 'allowedSpecial', undefined);
     const disallowed =
       opts.disallowedSpecial === undefined
-        ? new Set<string>()
+        ? NO_SPECIALS
         : this.resolveSpecialSet(opts.disallowedSpecial, 'disallowedSpecial', allowed);
     // NFC first (QWenTokenizer.tokenize); ASCII is always NFC.
     if (!ASCII_ONLY.test(text)) text = text.normalize('NFC');
@@ -156,11 +159,12 @@ export class QwenTokenizer {
     return out;
   }
 
-  private resolveSpecialSet(value: SpecialSet, name: string, allowed: Set<string> | undefined): Set<string> {
+  private resolveSpecialSet(value: SpecialSet, name: string, allowed: ReadonlySet<string> | undefined): ReadonlySet<string> {
     if (value === 'all') {
-      const all = new Set(this.specialIds.keys());
-      if (allowed) for (const t of allowed) all.delete(t);
-      return all;
+      if (!allowed) return this.allSpecials; // the default: not copied per call
+      const rest = new Set(this.specialIds.keys());
+      for (const t of allowed) rest.delete(t);
+      return rest;
     }
     if (typeof value === 'string' || value == null || typeof (value as Iterable<string>)[Symbol.iterator] !== 'function') {
       throw new ArgumentError(`encode: ${name} must be 'all' or an iterable of special-token strings, got ${JSON.stringify(value)}`);
@@ -169,7 +173,7 @@ export class QwenTokenizer {
   }
 
   /** tiktoken raises on the leftmost disallowed text. */
-  private checkDisallowed(text: string, disallowed: Set<string>): void {
+  private checkDisallowed(text: string, disallowed: ReadonlySet<string>): void {
     let best = -1;
     let found = '';
     for (const s of disallowed) {
