@@ -29,6 +29,8 @@ export interface LoadOptions {
   /** Tokens per prefill chunk (default 256). */
   prefillChunk?: number;
   signal?: AbortSignal;
+  /** Under backend 'auto': told when a lost GPU device moved the engine to the CPU. */
+  onFailover?: (cause: Error) => void;
 }
 
 /** The built-in default model: seeded random weights of a real layout, no download needed. */
@@ -41,14 +43,32 @@ export async function loadModelOn(platform: Platform, source: string = DEFAULT_M
     onProgress: options.onProgress && ((p) => options.onProgress!({ phase: 'weights', ...p })),
   });
   const tokenizer = QwenTokenizer.fromTiktoken(await ckpt.vocabulary());
-  const backend: Backend = await createBackend(platform, options.backend ?? 'auto', { threads: options.threads });
+  const choice = options.backend ?? 'auto';
+  const backend: Backend = await createBackend(platform, choice, { threads: options.threads });
+  // Under 'auto' on a GPU, a lost device hands the conversation to the CPU: keep the checkpoint
+  // open so the fallback can stream the weights again.
+  const canFailOver = choice === 'auto' && backend.kind === 'webgpu';
+  let keepOpen = false;
   try {
     const weights = await uploadWeights(backend, ckpt, options.signal);
-    return new QwenModel(backend, tokenizer, ckpt, weights, { prefillChunk: options.prefillChunk, kvCache: options.kvCache });
+    const model = new QwenModel(backend, tokenizer, ckpt, weights, {
+      prefillChunk: options.prefillChunk,
+      kvCache: options.kvCache,
+      fallback: canFailOver
+        ? async () => {
+            const cpu = await createBackend(platform, 'cpu', { threads: options.threads });
+            return { backend: cpu, weights: await uploadWeights(cpu, ckpt) };
+          }
+        : undefined,
+      onFailover: options.onFailover,
+      onDispose: canFailOver ? () => ckpt.close() : undefined,
+    });
+    keepOpen = canFailOver;
+    return model;
   } catch (e) {
     await backend.dispose();
     throw e;
   } finally {
-    await ckpt.close();
+    if (!keepOpen) await ckpt.close();
   }
 }

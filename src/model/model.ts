@@ -6,7 +6,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { DEFAULT_SYSTEM, makeContext } from '../chat/makeContext.js';
-import { AbortError, ArgumentError } from '../errors.js';
+import { AbortError, ArgumentError, DeviceLostError } from '../errors.js';
 import { resolveOptions, type GenerationOptions, type ResolvedOptions } from '../generate/options.js';
 import { argmax, processLogits } from '../generate/processors.js';
 import { createRng, sample } from '../generate/sampler.js';
@@ -36,6 +36,17 @@ export interface ChatResult {
   finishReason: 'stop' | 'length';
 }
 
+export interface ModelOptions {
+  prefillChunk?: number;
+  kvCache?: KVCacheOptions;
+  /** Under backend 'auto' on a GPU: builds the CPU engine that takes over after a device loss. */
+  fallback?: () => Promise<{ backend: Backend; weights: QwenWeights }>;
+  /** Told when the engine moved to the fallback backend. */
+  onFailover?: (cause: DeviceLostError) => void;
+  /** Runs at dispose (e.g. closes the checkpoint files the fallback would read). */
+  onDispose?: () => Promise<void>;
+}
+
 export interface GenerationStats {
   promptTokens: number;
   reusedTokens: number;
@@ -47,7 +58,7 @@ export interface GenerationStats {
 export class QwenModel {
   readonly config: QwenConfig;
   readonly generationConfig: GenerationConfig;
-  readonly executor: QwenExecutor;
+  private engine: { backend: Backend; weights: QwenWeights; executor: QwenExecutor };
   private cache: KVCache;
   private readonly mutex = new Mutex();
   private disposed = false;
@@ -55,17 +66,46 @@ export class QwenModel {
   lastStats: GenerationStats | undefined;
 
   constructor(
-    readonly backend: Backend,
+    backend: Backend,
     readonly tokenizer: QwenTokenizer,
     checkpoint: Pick<Checkpoint, 'config' | 'generationConfig'>,
-    readonly weights: QwenWeights,
-    readonly options: { prefillChunk?: number; kvCache?: KVCacheOptions } = {},
+    weights: QwenWeights,
+    readonly options: ModelOptions = {},
   ) {
     this.config = checkpoint.config;
     this.generationConfig = checkpoint.generationConfig;
-    this.executor = new QwenExecutor(backend, this.config, weights, { prefillChunk: options.prefillChunk });
-    this.cache = this.executor.newCache(options.kvCache);
+    this.engine = { backend, weights, executor: new QwenExecutor(backend, this.config, weights, { prefillChunk: options.prefillChunk }) };
+    this.cache = this.engine.executor.newCache(options.kvCache);
   }
+
+  get backend(): Backend {
+    return this.engine.backend;
+  }
+  get weights(): QwenWeights {
+    return this.engine.weights;
+  }
+  get executor(): QwenExecutor {
+    return this.engine.executor;
+  }
+
+  /**
+   * After a lost GPU device, moves to the fallback backend (once) with a fresh cache; the caller
+   * re-prefills from its token history. Returns false when `e` is not a device loss or no
+   * fallback is configured.
+   */
+  private async failover(e: unknown): Promise<boolean> {
+    const fallback = this.options.fallback;
+    if (!(e instanceof DeviceLostError) || !fallback || this.failedOver) return false;
+    this.failedOver = true;
+    const { backend, weights } = await fallback();
+    const lost = this.engine.backend;
+    this.engine = { backend, weights, executor: new QwenExecutor(backend, this.config, weights, { prefillChunk: this.options.prefillChunk }) };
+    this.cache = this.engine.executor.newCache(this.options.kvCache);
+    await lost.dispose().catch(() => undefined);
+    this.options.onFailover?.(e);
+    return true;
+  }
+  private failedOver = false;
 
   /** Weight bytes one decode step reads. */
   get bytesPerToken(): number {
@@ -114,12 +154,14 @@ export class QwenModel {
   forward(ids: ArrayLike<number>): Promise<Float32Array> {
     this.checkIds(ids);
     return this.exclusive(async () => {
-      try {
-        this.prefill(ids);
-        return await this.backend.read(this.executor.logits, 0, this.config.vocabSize);
-      } catch (e) {
-        this.cache.truncate(0);
-        throw e;
+      for (;;) {
+        try {
+          this.prefill(ids);
+          return await this.backend.read(this.executor.logits, 0, this.config.vocabSize);
+        } catch (e) {
+          this.cache.truncate(0);
+          if (!(await this.failover(e))) throw e;
+        }
       }
     });
   }
@@ -154,11 +196,17 @@ export class QwenModel {
     let t1 = t0;
     const stats: GenerationStats = { promptTokens: ids.length, reusedTokens: 0, generatedTokens: 0, prefillMs: 0, decodeMs: 0 };
     this.lastStats = stats;
-    try {
-      stats.reusedTokens = this.prefill(ids, o.signal);
-      for (let step = 0; step < o.maxNewTokens; step++) {
+    // `fresh`: the cache does not hold seq.ids yet (start, or after a failover) → prefill them.
+    let fresh = true;
+    for (let step = 0; step < o.maxNewTokens; ) {
+      let id: number;
+      try {
         if (o.signal?.aborted) throw new AbortError();
-        let id: number;
+        if (fresh) {
+          const reused = this.prefill(seq.ids, o.signal);
+          if (step === 0) stats.reusedTokens = reused;
+          fresh = false;
+        }
         if (plainArgmax) {
           id = await this.backend.argmax(this.executor.logits, 0, V);
         } else {
@@ -166,24 +214,38 @@ export class QwenModel {
           processLogits(logits, seq, o, special);
           id = o.doSample ? sample(logits, o, random) : argmax(logits);
         }
-        if (step === 0) {
-          t1 = performance.now();
-          stats.prefillMs = t1 - t0;
+      } catch (e) {
+        // A failed or aborted step may have left a partial chunk: keep only what is consistent.
+        this.cache.truncate(0);
+        if (await this.failover(e)) {
+          fresh = true;
+          continue;
         }
-        seq.ids.push(id);
-        stats.generatedTokens++;
-        stats.decodeMs = performance.now() - t1;
-        yield id;
-        if (o.stopTokenIds.includes(id)) return;
-        if (step + 1 < o.maxNewTokens) {
-          if (o.signal?.aborted) throw new AbortError();
+        throw e;
+      }
+      if (step === 0) {
+        t1 = performance.now();
+        stats.prefillMs = t1 - t0;
+      }
+      seq.ids.push(id);
+      stats.generatedTokens++;
+      stats.decodeMs = performance.now() - t1;
+      step++;
+      yield id;
+      if (o.stopTokenIds.includes(id)) return;
+      if (step < o.maxNewTokens) {
+        if (o.signal?.aborted) {
+          this.cache.truncate(0);
+          throw new AbortError();
+        }
+        try {
           this.executor.decodeOne(this.cache, id);
+        } catch (e) {
+          this.cache.truncate(0);
+          if (!(await this.failover(e))) throw e;
+          fresh = true;
         }
       }
-    } catch (e) {
-      // A failed or aborted step may have left a partial chunk: keep only what is consistent.
-      this.cache.truncate(0);
-      throw e;
     }
   }
 
@@ -267,5 +329,6 @@ export class QwenModel {
     this.cache.release();
     this.executor.dispose();
     await this.backend.dispose();
+    await this.options.onDispose?.();
   }
 }
