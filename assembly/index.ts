@@ -255,6 +255,112 @@ export function gptqPrepI16(lo: i32, hi: i32, tid: i32, inF: i32, gsize: i32, x:
   }
 }
 
+/**
+ * Two-part int16 activations ("split16"): t = x · 32767 / max|x| (f64), hi = round(t),
+ * lo = round((t − hi) · 32768), so x = s · (hi + lo / 32768) to ~2^-31 of the group's max.
+ * Per block of 32 rows: 32 hi then 32 lo values, each in the permuted order; xsum: i32 [rows][groups][2].
+ */
+export function gptqPrepS16(lo: i32, hi: i32, tid: i32, inF: i32, gsize: i32, x: usize, perm: usize, xq: usize, xs: usize, xsum: usize): void {
+  const groups = inF / gsize;
+  for (let r = lo; r < hi; r++) {
+    const xr = x + <usize>r * inF * 4;
+    const qr = xq + <usize>r * inF * 4;
+    for (let g = 0; g < groups; g++) {
+      const k0 = g * gsize;
+      let m: f32 = 0;
+      for (let k = k0; k < k0 + gsize; k++) {
+        const src = perm ? load<i32>(perm + (<usize>k << 2)) : k;
+        const v = Mathf.abs(load<f32>(xr + (<usize>src << 2)));
+        if (v > m) m = v;
+      }
+      const inv: f64 = m > 0 ? 32767.0 / <f64>m : 0;
+      let sumHi = 0;
+      let sumLo = 0;
+      for (let k = k0; k < k0 + gsize; k++) {
+        const src = perm ? load<i32>(perm + (<usize>k << 2)) : k;
+        const t = <f64>load<f32>(xr + (<usize>src << 2)) * inv;
+        const h = nearest<f64>(t);
+        let qh = <i32>h;
+        if (qh > 32767) qh = 32767;
+        if (qh < -32767) qh = -32767;
+        let ql = <i32>nearest<f64>((t - <f64>qh) * 32768.0);
+        if (ql > 32767) ql = 32767;
+        if (ql < -32767) ql = -32767;
+        const pos = ((k & ~31) << 1) + permPos(k & 31);
+        store<i16>(qr + (<usize>pos << 1), <i16>qh);
+        store<i16>(qr + (<usize>(pos + 32) << 1), <i16>ql);
+        sumHi += qh;
+        sumLo += ql;
+      }
+      const gi = <usize>(r * groups + g);
+      store<f32>(xs + (gi << 2), <f32>(<f64>m / 32767.0));
+      store<i32>(xsum + (gi << 3), sumHi);
+      store<i32>(xsum + (gi << 3), sumLo, 4);
+    }
+  }
+}
+
+/**
+ * out[r, 4t..] = Σ_g xs · S · ((Σq·hi − Z·Σhi) + (Σq·lo − Z·Σlo) / 32768) + bias; both integer parts
+ * exact, so the only roundings are the per-group f32 ones.
+ */
+export function gptqMatmulS16(lo: i32, hi: i32, tid: i32, rows: i32, inF: i32, outF: i32, gsize: i32, W: usize, S: usize, Z: usize, xq: usize, xs: usize, xsum: usize, bias: usize, out: usize): void {
+  const groups = inF / gsize;
+  const bpg = gsize >> 5;
+  const tileBytes = <usize>inF << 1;
+  const gBytes = <usize>groups << 4;
+  const m = i16x8.splat(15);
+  const inv32768 = f32x4.splat(<f32>1.0 / <f32>32768.0);
+  for (let t = lo; t < hi; t++) {
+    const wt = W + <usize>t * tileBytes;
+    const st = S + <usize>t * gBytes;
+    const zt = Z + <usize>t * gBytes;
+    const bv = bias ? v128.load(bias + (<usize>t << 4)) : f32x4.splat(0);
+    for (let r = 0; r < rows; r++) {
+      let acc = f32x4.splat(0);
+      let wp = wt;
+      let xp = xq + <usize>r * inF * 4;
+      const xsr = xs + (<usize>(r * groups) << 2);
+      const xsumr = xsum + (<usize>(r * groups) << 3);
+      for (let g = 0; g < groups; g++) {
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+        let b0 = i32x4.splat(0), b1 = i32x4.splat(0), b2 = i32x4.splat(0), b3 = i32x4.splat(0);
+        for (let b = 0; b < bpg; b++) {
+          for (let j = 0; j < 4; j++) {
+            const w = v128.load(wp + (<usize>j << 4));
+            const e0 = v128.and(w, m);
+            const e1 = v128.and(i16x8.shr_u(w, 4), m);
+            const e2 = v128.and(i16x8.shr_u(w, 8), m);
+            const e3 = i16x8.shr_u(w, 12);
+            const h = i32x4.add(
+              i32x4.add(i32x4.dot_i16x8_s(e0, v128.load(xp)), i32x4.dot_i16x8_s(e1, v128.load(xp, 16))),
+              i32x4.add(i32x4.dot_i16x8_s(e2, v128.load(xp, 32)), i32x4.dot_i16x8_s(e3, v128.load(xp, 48))),
+            );
+            const l = i32x4.add(
+              i32x4.add(i32x4.dot_i16x8_s(e0, v128.load(xp, 64)), i32x4.dot_i16x8_s(e1, v128.load(xp, 80))),
+              i32x4.add(i32x4.dot_i16x8_s(e2, v128.load(xp, 96)), i32x4.dot_i16x8_s(e3, v128.load(xp, 112))),
+            );
+            if (j == 0) { a0 = i32x4.add(a0, h); b0 = i32x4.add(b0, l); }
+            else if (j == 1) { a1 = i32x4.add(a1, h); b1 = i32x4.add(b1, l); }
+            else if (j == 2) { a2 = i32x4.add(a2, h); b2 = i32x4.add(b2, l); }
+            else { a3 = i32x4.add(a3, h); b3 = i32x4.add(b3, l); }
+          }
+          wp += 64;
+          xp += 128;
+        }
+        const gi = <usize>g << 2;
+        const z = v128.load(zt + (gi << 2));
+        const dh = i32x4.sub(reduce4i(a0, a1, a2, a3), i32x4.mul(z, i32x4.splat(load<i32>(xsumr + (gi << 1)))));
+        const dl = i32x4.sub(reduce4i(b0, b1, b2, b3), i32x4.mul(z, i32x4.splat(load<i32>(xsumr + (gi << 1), 4))));
+        const d = f32x4.add(f32x4.convert_i32x4_s(dh), f32x4.mul(f32x4.convert_i32x4_s(dl), inv32768));
+        const f = f32x4.mul(d, v128.load(st + (gi << 2)));
+        acc = f32x4.add(acc, f32x4.mul(f, f32x4.splat(load<f32>(xsr + gi))));
+      }
+      v128.store(out + (<usize>(r * outF + t * 4) << 2), f32x4.add(acc, bv));
+    }
+  }
+}
+
 /** f32 activation rows in the permuted block order (exact mode). */
 export function gptqPrepF32(lo: i32, hi: i32, tid: i32, inF: i32, x: usize, perm: usize, xf: usize): void {
   for (let r = lo; r < hi; r++) {

@@ -11,16 +11,17 @@ import { ReferenceBackend } from '../support/referenceBackend.js';
 import { FIXTURES, gptqSource, makeGptq, matmulInOut, randoms, readSafetensors, tensorValues } from '../support/tensors.js';
 
 const at = { layer: 0 };
-let exact: Backend;
-let fast: Backend;
+let exact: Backend; // f32 activations
+let split: Backend; // default: two-part int16 activations
+let fast: Backend; // one int16 part
 
 beforeAll(async () => {
   exact = await createCpuBackend({ threads: 1, gptqActivations: 'f32' });
-  fast = await createCpuBackend({ threads: 1 });
+  split = await createCpuBackend({ threads: 1 });
+  fast = await createCpuBackend({ threads: 1, gptqActivations: 'int16' });
 });
 afterAll(async () => {
-  await exact.dispose();
-  await fast.dispose();
+  await Promise.all([exact.dispose(), split.dispose(), fast.dispose()]);
 });
 
 async function run(b: Backend, src: LinearSource, x: Float32Array, rows: number): Promise<Float32Array> {
@@ -84,11 +85,13 @@ describe('GPTQ fixture linear_actorder (AutoGPTQ, desc_act)', () => {
     expect(w).toEqual(want);
   });
 
-  it('y within 1e-5 relative in f32 mode, and within the int16 bound in the default mode', async () => {
+  it('y within 1e-5 relative in f32 and split16 (default) modes, within the int16 bound in int16 mode', async () => {
     const x = (await tensorValues(t.get('x')!)) as Float32Array;
     const y = (await tensorValues(t.get('y')!)) as Float32Array;
-    const ye = await run(exact, src(true), x, 4);
-    for (let i = 0; i < y.length; i++) expect(Math.abs(ye[i] - y[i])).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(y[i])));
+    for (const b of [exact, split]) {
+      const ye = await run(b, src(true), x, 4);
+      for (let i = 0; i < y.length; i++) expect(Math.abs(ye[i] - y[i])).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(y[i])));
+    }
     const yf = await run(fast, src(true), x, 4);
     const w = (await tensorValues(t.get('w_dequant')!)) as Float32Array;
     const gIdx = (await tensorValues(t.get('g_idx')!)) as Int32Array;
@@ -116,14 +119,16 @@ describe('GPTQ random layers (vs f64 loop and the reference backend)', () => {
         const x = randoms(rows * inF, 12, 2);
         const biasStored = (await tensorValues(src.bias!)) as Float32Array;
         const want = matmulInOut(x, g.dequant, rows, inF, outF, biasStored);
-        const ye = await run(exact, src, x, rows);
         let mag = 0;
         for (let r = 0; r < rows; r++) for (let c = 0; c < outF; c++) {
           let m = 0;
           for (let k = 0; k < inF; k++) m += Math.abs(x[r * inF + k] * g.dequant[k * outF + c]);
           mag = Math.max(mag, m);
         }
-        for (let i = 0; i < want.length; i++) expect(Math.abs(ye[i] - want[i])).toBeLessThanOrEqual(mag * 2e-6);
+        for (const b of [exact, split]) {
+          const ye = await run(b, src, x, rows);
+          for (let i = 0; i < want.length; i++) expect(Math.abs(ye[i] - want[i])).toBeLessThanOrEqual(mag * 2e-6);
+        }
         const yf = await run(fast, src, x, rows);
         // position of row k in the group order decides its quantisation group
         const pos = new Int32Array(inF);
@@ -136,7 +141,8 @@ describe('GPTQ random layers (vs f64 loop and the reference backend)', () => {
         for (let i = 0; i < want.length; i++) expect(Math.abs(yf[i] - want[i])).toBeLessThanOrEqual(bound);
         if (gs > 0) {
           const ref = await run(new ReferenceBackend(), src, x, rows);
-          for (let i = 0; i < want.length; i++) expect(Math.abs(yf[i] - ref[i])).toBeLessThanOrEqual(bound);
+          const ys = await run(split, src, x, rows);
+          for (let i = 0; i < want.length; i++) expect(Math.abs(ys[i] - ref[i])).toBeLessThanOrEqual(mag * 2e-6);
         }
       });
     }
@@ -145,9 +151,9 @@ describe('GPTQ random layers (vs f64 loop and the reference backend)', () => {
   it('rejects inconsistent tensors with the tensor name', async () => {
     const g = makeGptq(64, 8, 32, 1);
     const src = gptqSource(g);
-    await expect(fast.uploadLinear({ ...src, inFeatures: 128 }, at)).rejects.toThrow(/t\.qweight/);
+    await expect(split.uploadLinear({ ...src, inFeatures: 128 }, at)).rejects.toThrow(/t\.qweight/);
     const bad = makeGptq(64, 8, 32, 2, { descAct: true });
     bad.gIdx![0] = 1 - bad.gIdx![0];
-    await expect(fast.uploadLinear(gptqSource(bad), at)).rejects.toThrow(/t\.g_idx: group/);
+    await expect(split.uploadLinear(gptqSource(bad), at)).rejects.toThrow(/t\.g_idx: group/);
   });
 });

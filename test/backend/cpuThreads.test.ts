@@ -3,7 +3,7 @@
  * backend forced onto many small wasm memories computes exactly what a single memory does.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend, Buf } from '../../src/backend/backend.js';
+import type { Backend, Buf, KVStore, Linear, Vec } from '../../src/backend/backend.js';
 import { createCpuBackend, type CpuBackendOptions } from '../../src/backend/cpu/index.js';
 import type { Platform } from '../../src/platform.js';
 import { createNodeWorker } from '../../bindings/node/cpuWorkers.js';
@@ -34,7 +34,7 @@ async function pipeline(b: Backend): Promise<Float32Array[]> {
   const rows = 6;
   const outs: Float32Array[] = [];
   const wte = await b.uploadEmbedding(floatTensor('wte', 'F16', [V, H], randoms(V * H, 1)).src, { layer: -1 });
-  const layers = [];
+  const layers: { ln: Vec; cAttn: Linear; cProj: Linear; w1: Linear; w2: Linear; mp: Linear; kv: KVStore }[] = [];
   for (let l = 0; l < 2; l++) {
     const at = { layer: l };
     const cAttn = makeGptq(H, 3 * H, 32, 10 + l, { descAct: l === 1 });
@@ -103,11 +103,11 @@ describe('cpu backend threads and memories', () => {
 
   it('many small memories (128 KiB cap) compute exactly what one memory does, with 1 and 2 threads', async () => {
     const single = await pipeline(await make({ threads: 1 }));
-    const small1 = await make({ threads: 1, maxMemoryBytes: 128 << 10, reserveBytes: 16 << 10 });
+    const small1 = await make({ threads: 1, maxMemoryBytes: 128 << 10, reserveBytes: 48 << 10 });
     const r1 = await pipeline(small1);
     expect(small1.description).toMatch(/ [3-9] memories/);
     expectSame(single, r1);
-    const small2 = await make({ threads: 2, maxMemoryBytes: 128 << 10, reserveBytes: 16 << 10 });
+    const small2 = await make({ threads: 2, maxMemoryBytes: 128 << 10, reserveBytes: 48 << 10 });
     expectSame(single, await pipeline(small2));
     const u = small2.memoryUsage();
     expect(u.weightBytes).toBeGreaterThan(0);
@@ -115,10 +115,42 @@ describe('cpu backend threads and memories', () => {
     expect(u.peakBytes).toBeGreaterThanOrEqual(u.weightBytes + u.kvBytes);
   });
 
-  it('a tensor larger than one memory is a typed error naming it', async () => {
-    const b = await make({ threads: 1, maxMemoryBytes: 1 << 20 });
-    const big = floatTensor('huge.weight', 'F32', [600, 512], new Float32Array(600 * 512)).src;
-    await expect(b.uploadLinear({ kind: 'dense', inFeatures: 512, outFeatures: 600, weight: big }, { layer: 0 })).rejects.toThrow(/huge\.weight/);
+  it('matrices and embeddings larger than one memory are cut into row ranges with identical results', async () => {
+    const inF = 300;
+    const outF = 1001;
+    const rows = 3;
+    const w = randoms(inF * outF, 4);
+    const bias = randoms(outF, 5);
+    const table = randoms(outF * inF, 6);
+    const x = randoms(rows * inF, 7);
+    const ids = Int32Array.of(1000, 0, 517, 260, 999);
+    const results: Float32Array[][] = [];
+    for (const opts of [{ threads: 1 }, { threads: 2, maxMemoryBytes: 256 << 10, reserveBytes: 32 << 10 }]) {
+      const b = await make(opts);
+      const outs: Float32Array[] = [];
+      for (const dt of ['F32', 'F16', 'BF16'] as const) {
+        const l = await b.uploadLinear({ kind: 'dense', inFeatures: inF, outFeatures: outF, weight: floatTensor('lm_head.weight', dt, [outF, inF], w).src, bias: floatTensor('b', 'F32', [outF], bias).src }, { layer: -2 });
+        const e = await b.uploadEmbedding(floatTensor('wte', dt, [outF, inF], table).src, { layer: -1 });
+        const xb = b.alloc(rows * inF, { layer: -1 });
+        b.write(xb, x);
+        const o = b.alloc(rows * outF, { layer: -1 });
+        b.matmul(o, xb, l, rows);
+        outs.push(await b.read(o, 0, rows * outF));
+        const eo = b.alloc(ids.length * inF, { layer: 0 });
+        b.embed(eo, e, ids);
+        outs.push(await b.read(eo, 0, ids.length * inF));
+      }
+      if (opts.maxMemoryBytes) expect(b.description).toMatch(/ \d\d+ memories| [4-9] memories/);
+      results.push(outs);
+    }
+    expectSame(results[0], results[1]);
+  });
+
+  it('a row larger than one memory is a typed error naming the tensor', async () => {
+    const b = await make({ threads: 1, maxMemoryBytes: 256 << 10, reserveBytes: 32 << 10 });
+    const big = floatTensor('huge.weight', 'F32', [4, 70000], new Float32Array(4 * 70000)).src;
+    await expect(b.uploadLinear({ kind: 'dense', inFeatures: 70000, outFeatures: 4, weight: big }, { layer: 0 })).rejects.toThrow(/huge\.weight/);
+    await expect(b.uploadEmbedding(big, { layer: 0 })).rejects.toThrow(/huge\.weight/);
   });
 
   it('buffers move between memories on demand (write in one, op in another)', async () => {

@@ -52,6 +52,11 @@ export class Arena {
     return this.i32View;
   }
 
+  /** Bytes an empty arena can hand out. */
+  capacity(): number {
+    return Math.floor(this.maxBytes / PAGE) * PAGE - this.base;
+  }
+
   /** Bytes still allocatable (free blocks + room up to the cap). */
   available(): number {
     let free = Math.floor(this.maxBytes / PAGE) * PAGE - this.top;

@@ -38,14 +38,20 @@ export interface CpuBackendOptions {
   platform?: Platform;
   /** Cap of each wasm memory in bytes (default 4 GiB − 64 KiB); more memories are opened as needed. */
   maxMemoryBytes?: number;
-  /** Bytes of each memory kept free of weights for activations and scratch (default min(64 MiB, cap/8)). */
+  /** Bytes of each memory kept free of weights for activations and scratch (default min(256 MiB, cap/8)). */
   reserveBytes?: number;
   /**
-   * Activations of the int4 matmul: 'int16' (default: quantised per group to int16, integer dot
-   * products, relative error ~1e-5 of the group's largest |x|) or 'f32' (exact f32 products, ~3× slower).
+   * Activations of the int4 matmul (all use the packed 4-bit weights as they are):
+   * - 'split16' (default): x = s·(hi + lo/32768) with two int16 parts per value and integer dot
+   *   products; as precise as f32 accumulation (error ~2^-31 of the group's max |x|).
+   * - 'int16': one int16 part, fastest; error up to max|x|/65534 per value (≈3e-5 relative),
+   *   about the size of the fixtures' 1e-4 logits tolerance, so not the default.
+   * - 'f32': f32 products of the dequantised nibbles (slowest).
    */
-  gptqActivations?: 'int16' | 'f32';
+  gptqActivations?: GptqActivations;
 }
+
+export type GptqActivations = 'split16' | 'int16' | 'f32';
 
 const DEFAULT_CAP = 65535 * 65536;
 
@@ -56,7 +62,7 @@ export async function createCpuBackend(opts: CpuBackendOptions = {}): Promise<Ba
   const module = await kernelModule();
   const cap = Math.min(opts.maxMemoryBytes ?? DEFAULT_CAP, DEFAULT_CAP);
   if (!(cap >= 2 * 65536)) throw new ArgumentError(`maxMemoryBytes must be ≥ 128 KiB, got ${opts.maxMemoryBytes}`);
-  const reserve = opts.reserveBytes ?? Math.min(64 << 20, Math.floor(cap / 8));
+  const reserve = opts.reserveBytes ?? Math.min(256 << 20, Math.floor(cap / 8));
   const mm = new MemoryManager(module, { maxMemoryBytes: cap, reserveBytes: reserve });
   const platform = opts.platform;
   let threads = opts.threads ?? platform?.hardwareConcurrency() ?? 1;
@@ -65,7 +71,9 @@ export async function createCpuBackend(opts: CpuBackendOptions = {}): Promise<Ba
   if (!createWorker) threads = 1;
   const pool = await ThreadPool.create(module, mm.arenas.map((a) => a.memory), threads, createWorker);
   mm.attachPool(pool);
-  return new CpuBackend(mm, pool, opts.gptqActivations ?? 'int16');
+  const mode = opts.gptqActivations ?? 'split16';
+  if (!['split16', 'int16', 'f32'].includes(mode)) throw new ArgumentError(`gptqActivations must be 'split16', 'int16' or 'f32', got ${String(mode)}`);
+  return new CpuBackend(mm, pool, mode);
 }
 
 class CpuKV implements KVStore {
@@ -118,7 +126,7 @@ class CpuBackend implements Backend {
   constructor(
     private readonly mm: MemoryManager,
     private readonly pool: ThreadPool,
-    private readonly gptqMode: 'int16' | 'f32',
+    private readonly gptqMode: GptqActivations,
   ) {
     this.ctx = {
       mm,
@@ -314,6 +322,7 @@ class CpuBackend implements Backend {
     for (let i = 0; i < rows; i++) {
       if (!(Number.isInteger(ids[i]) && ids[i] >= 0 && ids[i] < t.rows)) throw new ArgumentError(`embed: token id ${ids[i]} outside [0, ${t.rows})`);
     }
+    if (t.parts) return this.embedParts(o, t, ids);
     const a = t.arena;
     const ip = a.scratch('ids', rows * 4);
     if (ip < 0) throw oom(a);
@@ -321,6 +330,28 @@ class CpuBackend implements Backend {
     const op = this.outPtr(o, a, 0, rows * t.dim);
     this.pool.run(a, EMBED_KERNEL[t.kind], rows, 1, [t.dim, t.ptr, ip, op]);
     this.mm.written(o, a, rows * t.dim);
+  }
+
+  /** A table cut across memories: rows are gathered on the host into the first part's memory. */
+  private embedParts(o: CpuBuf, t: CpuEmbedding, ids: Int32Array): void {
+    const F = t.parts![0].arena;
+    const dim = t.dim;
+    const op = this.outPtr(o, F, 0, ids.length * dim);
+    const dst = F.f32;
+    for (let r = 0; r < ids.length; r++) {
+      const part = t.parts!.find((p) => ids[r] >= p.r0 && ids[r] < p.r1)!;
+      const at = (op >>> 2) + r * dim;
+      const buf = part.arena.memory.buffer;
+      if (t.kind === 'F32') dst.set(new Float32Array(buf, part.ptr + (ids[r] - part.r0) * dim * 4, dim), at);
+      else {
+        const h = new Uint16Array(buf, part.ptr + (ids[r] - part.r0) * dim * 2, dim);
+        const table = t.kind === 'F16' ? f16Table() : undefined;
+        const u = new Uint32Array(dst.buffer, dst.byteOffset + at * 4, dim);
+        if (table) for (let i = 0; i < dim; i++) dst[at + i] = table[h[i]];
+        else for (let i = 0; i < dim; i++) u[i] = h[i] << 16;
+      }
+    }
+    this.mm.written(o, F, ids.length * dim);
   }
 
   rmsNorm(out: Buf, x: Buf, w: Vec, rows: number, eps: number): void {
@@ -346,12 +377,21 @@ class CpuBackend implements Backend {
     if (!(Number.isInteger(rows) && rows >= 1)) throw new ArgumentError(`matmul: rows must be ≥ 1, got ${rows}`);
     checkRange('matmul (x)', xb, 0, rows * K);
     checkRange('matmul (out)', o, 0, rows * N);
+    if (l.parts) return this.matmulParts(o, xb, l, rows);
     const a = l.arena;
     const xp = this.mm.at(xb, a, true);
     if (l.kind === 'GPTQ') {
       const g = l.gptq!;
       const VG = K / g.vg;
-      if (this.gptqMode === 'int16') {
+      if (this.gptqMode === 'split16') {
+        const xq = a.scratch('xq', rows * K * 4);
+        const xs = a.scratch('xs', rows * VG * 4);
+        const xsum = a.scratch('xsum', rows * VG * 8);
+        if (xq < 0 || xs < 0 || xsum < 0) throw oom(a);
+        const op = this.outPtr(o, a, 0, rows * N);
+        this.pool.run(a, 'gptqPrepS16', rows, 1, [K, g.vg, xp, g.perm, xq, xs, xsum]);
+        this.pool.run(a, 'gptqMatmulS16', N / 4, 1, [rows, K, N, g.vg, l.w, g.S, g.Z, xq, xs, xsum, l.bias, op]);
+      } else if (this.gptqMode === 'int16') {
         const xq = a.scratch('xq', rows * K * 2);
         const xs = a.scratch('xs', rows * VG * 4);
         const xsum = a.scratch('xsum', rows * VG * 4);
@@ -371,6 +411,29 @@ class CpuBackend implements Backend {
       this.pool.run(a, FLOAT_KERNEL[l.kind], N, 4, [rows, K, N, l.w, xp, l.bias, op]);
     }
     this.mm.written(o, a, rows * N);
+  }
+
+  /** A dense matrix cut across memories: each part in its memory, columns gathered into the first. */
+  private matmulParts(o: CpuBuf, xb: CpuBuf, l: CpuLinear, rows: number): void {
+    const N = l.outFeatures;
+    const F = l.parts![0].arena;
+    const opF = this.outPtr(o, F, 0, rows * N);
+    for (const part of l.parts!) {
+      const A = part.arena;
+      const xp = this.mm.at(xb, A, true);
+      const op = A === F ? opF : this.mm.at(o, A, false);
+      const kind = l.kind as keyof typeof FLOAT_KERNEL;
+      this.pool.run(A, FLOAT_KERNEL[kind], part.c1 - part.c0, 4, [rows, l.inFeatures, N, part.w, xp, part.bias, op + part.c0 * 4]);
+      if (A !== F) {
+        const src = A.f32;
+        const dst = F.f32;
+        for (let r = 0; r < rows; r++) {
+          const s0 = (op >>> 2) + r * N + part.c0;
+          dst.set(src.subarray(s0, s0 + part.c1 - part.c0), (opF >>> 2) + r * N + part.c0);
+        }
+      }
+    }
+    this.mm.written(o, F, rows * N);
   }
 
   rope(x: RowView, rows: number, p: RopeParams): void {
@@ -468,6 +531,21 @@ class CpuBackend implements Backend {
     this.disposed = true;
     await this.pool.dispose();
   }
+}
+
+let f16Lut: Float32Array | undefined;
+/** f16 bits → f32 for every bit pattern (host-side gathers from cut embeddings). */
+function f16Table(): Float32Array {
+  if (!f16Lut) {
+    f16Lut = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) {
+      const e = (h >> 10) & 0x1f;
+      const m = h & 0x3ff;
+      const s = h & 0x8000 ? -1 : 1;
+      f16Lut[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+    }
+  }
+  return f16Lut;
 }
 
 function oom(a: Arena): BackendError {

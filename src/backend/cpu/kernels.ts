@@ -14,6 +14,8 @@ export const KERNEL_NAMES = [
   'gptqRetile',
   'gptqPrepI16',
   'gptqPrepF32',
+  'gptqPrepS16',
+  'gptqMatmulS16',
   'gptqMatmulI16',
   'gptqMatmulF32',
   'rmsNorm',

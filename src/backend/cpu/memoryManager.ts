@@ -13,6 +13,9 @@
  * largest seen so far, else a new memory. A tensor that still does not fit spills into a new
  * memory (correct, just one more hidden-state copy). KV prefers its layer's memory, then any with
  * room, then a new one. Each memory keeps `reserve` bytes free of weights for activations/scratch.
+ * Dense matrices and embeddings larger than one memory are cut into row ranges ("parts", each in
+ * one memory); a matmul runs each part in its memory and gathers the output columns into the
+ * first part's memory. (GPTQ layers are far below 4 GiB and are never cut.)
  *
  * Activations: a Buf has a lazily allocated mirror in each memory it is used in and a "valid in"
  * flag per mirror. Before an op reads (or partly writes) a Buf in memory m, the mirror in m is
@@ -85,9 +88,14 @@ export class MemoryManager {
     return a.used === 0;
   }
 
+  /** The largest weight allocation one memory takes (what row-split tensors are cut to). */
+  maxWeightBytes(): number {
+    return this.arenas[0].capacity() - this.opts.reserveBytes;
+  }
+
   /** Allocates weight bytes for `layer` ({arena, ptr}); spills to a new memory when full. */
   allocWeight(bytes: number, layer: number, what: string): { arena: Arena; ptr: number } {
-    const usable = Math.floor(this.opts.maxMemoryBytes / 65536) * 65536 - 65536;
+    const usable = this.maxWeightBytes();
     if (bytes > usable) {
       throw new BackendError(`${what}: ${bytes} bytes do not fit one wasm memory (cap ${this.opts.maxMemoryBytes} bytes)`);
     }

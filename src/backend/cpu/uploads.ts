@@ -23,7 +23,26 @@ export interface GptqParts {
   perm: number;
 }
 
+/** Output rows [c0, c1) of a dense matrix held in one memory (weights and bias slice). */
+export interface DensePart {
+  arena: Arena;
+  c0: number;
+  c1: number;
+  w: number;
+  bias: number;
+}
+
+/** Table rows [r0, r1) of an embedding held in one memory. */
+export interface EmbeddingPart {
+  arena: Arena;
+  r0: number;
+  r1: number;
+  ptr: number;
+}
+
 export class CpuLinear implements Linear {
+  /** Set when the matrix was cut across memories (dense only). */
+  parts?: DensePart[];
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
@@ -41,6 +60,8 @@ export class CpuLinear implements Linear {
 }
 
 export class CpuEmbedding implements Embedding {
+  /** Set when the table was cut across memories. */
+  parts?: EmbeddingPart[];
   constructor(
     readonly rows: number,
     readonly dim: number,
@@ -136,6 +157,22 @@ export async function uploadEmbedding(ctx: UploadContext, src: TensorSource, at:
   if (src.shape.length !== 2) throw new CheckpointError(`${src.name}: an embedding must be 2-D, got [${src.shape.join(', ')}]`, { tensor: src.name });
   const [rows, dim] = src.shape;
   checkTensor(src, ['F32', 'F16', 'BF16'], [rows, dim], 'embedding');
+  const rowBytes = dim * ELEM[src.dtype];
+  if (src.byteLength > ctx.mm.maxWeightBytes()) {
+    const per = Math.floor(ctx.mm.maxWeightBytes() / rowBytes);
+    if (per < 1) throw new BackendError(`${src.name}: one row of ${rowBytes} bytes does not fit a wasm memory`);
+    const parts: EmbeddingPart[] = [];
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const r1 = Math.min(rows, r0 + per);
+      const { arena, ptr } = ctx.mm.allocWeight((r1 - r0) * rowBytes, at.layer, src.name);
+      await readInto(arena, ptr, src, r0 * rowBytes, (r1 - r0) * rowBytes);
+      parts.push({ arena, r0, r1, ptr });
+    }
+    ctx.track(src.byteLength);
+    const e = new CpuEmbedding(rows, dim, parts[0].arena, src.dtype as FloatKind, parts[0].ptr);
+    e.parts = parts;
+    return e;
+  }
   const { arena, ptr } = ctx.mm.allocWeight(src.byteLength, at.layer, src.name);
   await readInto(arena, ptr, src, 0, src.byteLength);
   ctx.track(src.byteLength);
@@ -154,6 +191,24 @@ async function uploadDense(ctx: UploadContext, src: Extract<LinearSource, { kind
   const { inFeatures: K, outFeatures: N, weight } = src;
   checkTensor(weight, ['F32', 'F16', 'BF16'], [N, K], 'dense weight');
   const bias = src.bias ? await readFloats(src.bias, 'bias', N) : undefined;
+  const rowBytes = K * ELEM[weight.dtype];
+  if (weight.byteLength + N * 4 + 64 > ctx.mm.maxWeightBytes()) {
+    const per = Math.floor(ctx.mm.maxWeightBytes() / (rowBytes + 4) / 4) * 4 - 16;
+    if (per < 4) throw new BackendError(`${weight.name}: rows of ${rowBytes} bytes are too large for a wasm memory`);
+    const parts: DensePart[] = [];
+    for (let c0 = 0; c0 < N; c0 += per) {
+      const c1 = Math.min(N, c0 + per);
+      const wb = align64((c1 - c0) * rowBytes);
+      const { arena, ptr } = ctx.mm.allocWeight(wb + (bias ? (c1 - c0) * 4 : 0), at.layer, weight.name);
+      await readInto(arena, ptr, weight, c0 * rowBytes, (c1 - c0) * rowBytes);
+      if (bias) arena.f32.set(bias.subarray(c0, c1), (ptr + wb) >>> 2);
+      parts.push({ arena, c0, c1, w: ptr, bias: bias ? ptr + wb : 0 });
+    }
+    ctx.track(weight.byteLength + (bias ? N * 4 : 0));
+    const l = new CpuLinear(K, N, weight.byteLength, parts[0].arena, weight.dtype as FloatKind, parts[0].w, parts[0].bias, undefined, parts.map((p) => p.w));
+    l.parts = parts;
+    return l;
+  }
   const wBytes = align64(weight.byteLength);
   const total = wBytes + (bias ? N * 4 : 0);
   const { arena, ptr } = ctx.mm.allocWeight(total, at.layer, weight.name);
