@@ -75,3 +75,37 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     y[p.outOff + p.row0 + row] = red[l] + b;
   }
 }
+
+// One thread per output row, no workgroup reduction: for short rows (K ≤ 512), where the
+// cooperative kernel would leave most threads idle and pay for barriers (slow on CPU adapters).
+@compute @workgroup_size(64)
+fn rowloop(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
+  let row = (wg.x + wg.y * nw.x) * 64u + l;
+  if (row >= p.rows) { return; }
+  let base = row * p.wpr4;
+  var acc = 0.0;
+  for (var i = 0u; i < p.wpr4; i++) {
+    let v = w[base + i];
+//#if F32
+//#if VEC
+    acc += dot(bitcast<vec4f>(v), x4[i]);
+//#else
+    let k = 4u * i;
+    acc += dot(bitcast<vec4f>(v), vec4f(xs(k), xs(k + 1u), xs(k + 2u), xs(k + 3u)));
+//#endif
+//#else
+    let a = vec4f(unpack(v.x), unpack(v.y));
+    let b = vec4f(unpack(v.z), unpack(v.w));
+//#if VEC
+    acc += dot(a, x4[2u * i]) + dot(b, x4[2u * i + 1u]);
+//#else
+    let k = 8u * i;
+    acc += dot(a, vec4f(xs(k), xs(k + 1u), xs(k + 2u), xs(k + 3u))) +
+           dot(b, vec4f(xs(k + 4u), xs(k + 5u), xs(k + 6u), xs(k + 7u)));
+//#endif
+//#endif
+  }
+  var bb = 0.0;
+  if (p.hasBias != 0u) { bb = bias[p.row0 + row]; }
+  y[p.outOff + p.row0 + row] = acc + bb;
+}

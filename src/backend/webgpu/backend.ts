@@ -566,13 +566,20 @@ export class WebGpuBackend implements Backend {
     const d = w as WDense;
     if (rows === 1) {
       const vec = d.enc === 'F32' ? K % 4 === 0 : K % 8 === 0;
-      const kern = this.k({ file: 'gemv_dense', entry: 'main', defines: vec ? [d.enc, 'VEC'] : [d.enc], bindings: { 1: 'w', 2: 'r', 3: 'r', 4: 'r' } });
+      // short rows: one thread per row (no reduction); long rows: 64 threads per row
+      const rowLoop = d.wpr <= 256;
+      const kern = this.k({
+        file: 'gemv_dense',
+        entry: rowLoop ? 'rowloop' : 'main',
+        defines: vec ? [d.enc, 'VEC'] : [d.enc],
+        bindings: { 1: 'w', 2: 'r', 3: 'r', 4: 'r' },
+      });
       for (const c of d.chunks) {
         this.rec.dispatch(
           kern,
           [K, d.wpr / 4, c.rows, c.row0, hasBias, 0, 0, 0],
           { 1: { buf: o.g }, 2: { buf: c.g }, 3: { buf: xi }, 4: { buf: biasBuf } },
-          [Math.ceil(c.rows / 4)],
+          [Math.ceil(c.rows / (rowLoop ? 64 : 4))],
           [],
           `gemv_${d.enc.toLowerCase()} ${K}x${N}`,
         );

@@ -1,0 +1,346 @@
+/**
+ * WebGPU kernel benchmarks (Node + Dawn): a WGSL read-bandwidth probe, the int4 GEMV at the
+ * Qwen-14B shapes, the f16 lm_head GEMV, and a synthetic 14B-shaped decode step (40 layers of
+ * int4 blocks + lm_head + argmax) through the Backend API, with timestamp-query per-kernel times
+ * where the adapter has them. Prints JSON lines, then a table.
+ *
+ *   node dist/bench/gpu.js [--quick] [--layers N] [--ctx 1,2048] [--reps N] [--kv f32|int8]
+ *
+ * --quick uses small shapes (for SwiftShader smoke runs). Weights are random (the kernels' speed
+ * does not depend on values); nothing here checks numerics (see test/backend/webgpu*.test.ts).
+ */
+import { existsSync } from 'node:fs';
+import { nodeGpu } from '../bindings/node/gpu.js';
+import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
+import { shaders } from '../src/backend/webgpu/shaders.generated.js';
+import type { Backend, Buf, Linear, LinearSource } from '../src/backend/backend.js';
+import type { DType, TensorSource } from '../src/io/source.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const opt = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : def;
+};
+const quick = flag('quick');
+const reps = Number(opt('reps', quick ? '3' : '20'));
+
+if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && flag('swiftshader') && existsSync('/usr/lib/chromium/vk_swiftshader_icd.json')) {
+  process.env.VK_ICD_FILENAMES = '/usr/lib/chromium/vk_swiftshader_icd.json';
+}
+
+interface Row {
+  bench: string;
+  shape: string;
+  bytes: number;
+  us: number;
+  gbps: number;
+  source: 'timestamp' | 'wall';
+  note?: string;
+}
+const rows: Row[] = [];
+function emit(r: Row): void {
+  rows.push(r);
+  console.log(JSON.stringify(r));
+}
+
+// ---------------------------------------------------------------- synthetic tensors
+
+let seed = 0x12345678;
+function fillRandom(u32: Uint32Array): void {
+  let s = seed;
+  for (let i = 0; i < u32.length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    u32[i] = s >>> 0;
+  }
+  seed = s >>> 0 || 1;
+}
+
+function tensor(name: string, dtype: DType, shape: number[], bytes: Uint8Array): TensorSource {
+  return {
+    name,
+    dtype,
+    shape,
+    byteLength: bytes.byteLength,
+    async read(offset: number, dst: Uint8Array) {
+      dst.set(bytes.subarray(offset, offset + dst.length));
+    },
+  };
+}
+
+/** f16 bits of small values (|v| < 0.06, never inf/nan): sign + exponent 8..11 + random mantissa */
+function randomF16(n: number, exp = 10): Uint8Array {
+  const u = new Uint32Array(Math.ceil(n / 2));
+  fillRandom(u);
+  for (let i = 0; i < u.length; i++) {
+    const w = u[i];
+    const h = (w & 0x83ff83ff) | (exp << 10) | (exp << 26);
+    u[i] = h >>> 0;
+  }
+  return new Uint8Array(u.buffer, 0, 2 * n);
+}
+
+function gptqSource(name: string, K: number, N: number): LinearSource {
+  const qw = new Uint32Array((K / 8) * N);
+  fillRandom(qw);
+  const G = K / 128;
+  const qz = new Uint32Array(G * (N / 8)).fill(0x77777777);
+  return {
+    kind: 'gptq',
+    inFeatures: K,
+    outFeatures: N,
+    bits: 4,
+    groupSize: 128,
+    qweight: tensor(`${name}.qweight`, 'I32', [K / 8, N], new Uint8Array(qw.buffer)),
+    qzeros: tensor(`${name}.qzeros`, 'I32', [G, N / 8], new Uint8Array(qz.buffer)),
+    scales: tensor(`${name}.scales`, 'F16', [G, N], randomF16(G * N, 8)),
+  };
+}
+
+function denseSource(name: string, K: number, N: number): LinearSource {
+  return { kind: 'dense', inFeatures: K, outFeatures: N, weight: tensor(`${name}.weight`, 'F16', [N, K], randomF16(N * K)) };
+}
+
+// ---------------------------------------------------------------- probe (raw WebGPU)
+
+async function probe(b: WebGpuBackend, bytes: number): Promise<void> {
+  const device = b.device;
+  const n4 = Math.floor(bytes / 16);
+  const src = device.createBuffer({ size: n4 * 16, usage: GPUBufferUsage.STORAGE });
+  const out = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+  const uni = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(uni, 0, new Uint32Array([n4, 0xdeadbeef, 0, 0]));
+  const code = shaders.probe.replace('var<uniform> p: P;', 'var<uniform> p: P;');
+  const module = device.createShaderModule({ code });
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const bg = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: uni } },
+      { binding: 1, resource: { buffer: out } },
+      { binding: 2, resource: { buffer: src } },
+    ],
+  });
+  const ts = b.features.timestamps;
+  const qs = ts ? device.createQuerySet({ type: 'timestamp', count: 2 * reps }) : undefined;
+  const resolve = ts ? device.createBuffer({ size: 16 * reps, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
+  const read = ts ? device.createBuffer({ size: 16 * reps, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
+  const groups = Math.min(65535, Math.ceil(n4 / 256 / 8));
+  const run = async (count: number) => {
+    const enc = device.createCommandEncoder();
+    for (let i = 0; i < count; i++) {
+      const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : undefined);
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(groups);
+      pass.end();
+    }
+    if (qs && resolve && read) {
+      enc.resolveQuerySet(qs, 0, 2 * count, resolve, 0);
+      enc.copyBufferToBuffer(resolve, 0, read, 0, 16 * count);
+    }
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await run(Math.min(2, reps)); // warm-up
+  const wallMs = await run(reps);
+  let us = (wallMs * 1000) / reps;
+  let source: Row['source'] = 'wall';
+  if (read) {
+    await read.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(read.getMappedRange());
+    const d: number[] = [];
+    for (let i = 0; i < reps; i++) d.push(Number(t[2 * i + 1] - t[2 * i]) / 1000);
+    read.unmap();
+    d.sort((a, c) => a - c);
+    us = d[Math.floor(d.length / 2)];
+    source = 'timestamp';
+  }
+  emit({ bench: 'read probe', shape: `${(bytes / 2 ** 20).toFixed(0)} MiB`, bytes, us, gbps: bytes / us / 1000, source });
+  for (const x of [src, out, uni, resolve, read]) x?.destroy();
+  qs?.destroy();
+}
+
+// ---------------------------------------------------------------- GEMV through the backend
+
+async function gemv(b: WebGpuBackend, label: string, src: LinearSource): Promise<Linear> {
+  const at = { layer: 0 };
+  const l = await b.uploadLinear(src, at);
+  const x = b.alloc(src.inFeatures, at);
+  const y = b.alloc(src.outFeatures, at);
+  b.write(x, Float32Array.from({ length: src.inFeatures }, (_, i) => Math.sin(i)));
+  b.matmul(y, x, l, 1);
+  await b.flush(); // warm-up (pipeline creation)
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) b.matmul(y, x, l, 1);
+  await b.flush();
+  const wallUs = ((performance.now() - t0) * 1000) / reps;
+  let us = wallUs;
+  let source: Row['source'] = 'wall';
+  if (b.features.timestamps) {
+    b.setProfiling(true);
+    await b.takeProfile();
+    for (let i = 0; i < reps; i++) b.matmul(y, x, l, 1);
+    const prof = await b.takeProfile();
+    b.setProfiling(false);
+    let ns = 0;
+    let count = 0;
+    for (const v of prof.values()) {
+      ns += v.ns;
+      count += v.count;
+    }
+    // a split matrix dispatches once per chunk: time per matmul = total / reps
+    if (count > 0) {
+      us = ns / 1000 / reps;
+      source = 'timestamp';
+    }
+  }
+  emit({ bench: label, shape: `${src.inFeatures}→${src.outFeatures}`, bytes: l.bytes, us, gbps: l.bytes / us / 1000, source, note: `wall ${wallUs.toFixed(1)} us/call` });
+  b.free(x);
+  b.free(y);
+  return l;
+}
+
+// ---------------------------------------------------------------- synthetic decode step
+
+interface Shape {
+  hidden: number;
+  heads: number;
+  headDim: number;
+  mlp: number;
+  vocab: number;
+  layers: number;
+}
+
+async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f32' | 'int8', distinct: number): Promise<void> {
+  const at = { layer: 0 };
+  const H = s.hidden;
+  const I = s.mlp;
+  // a few distinct layers' weights, cycled (each is larger than any L2, so DRAM traffic is real)
+  const blocks: { cAttn: Linear; cProj: Linear; w1: Linear; w2: Linear; mlpProj: Linear }[] = [];
+  for (let i = 0; i < distinct; i++) {
+    blocks.push({
+      cAttn: await b.uploadLinear({ ...gptqSource('c_attn', H, 3 * H), bias: tensor('c_attn.bias', 'F16', [3 * H], randomF16(3 * H)) } as LinearSource, at),
+      cProj: await b.uploadLinear(gptqSource('c_proj', H, H), at),
+      w1: await b.uploadLinear(gptqSource('w1', H, I), at),
+      w2: await b.uploadLinear(gptqSource('w2', H, I), at),
+      mlpProj: await b.uploadLinear(gptqSource('mlp.c_proj', I, H), at),
+    });
+  }
+  const lmHead = await b.uploadLinear(denseSource('lm_head', H, s.vocab), at);
+  const ln = await b.uploadVector(tensor('ln', 'F16', [H], randomF16(H, 15)), at);
+  const maxCtx = Math.max(...ctxs) + 1;
+  const kv = Array.from({ length: s.layers }, () => b.kvCreate(maxCtx, s.heads, s.headDim, quant, at));
+  const alloc = (n: number) => b.alloc(n, at);
+  const [x, xb, qkv, att, out, h1, h2, logits] = [alloc(H), alloc(H), alloc(3 * H), alloc(H), alloc(H), alloc(I), alloc(I), alloc(s.vocab)];
+  b.write(x, Float32Array.from({ length: H }, (_, i) => Math.cos(i)));
+  const blockBytes = blocks[0].cAttn.bytes + blocks[0].cProj.bytes + blocks[0].w1.bytes + blocks[0].w2.bytes + blocks[0].mlpProj.bytes;
+  const tokenBytes = s.layers * blockBytes + lmHead.bytes;
+  const step = (pos: number): Promise<number> => {
+    const q = { buf: qkv, stride: 3 * H, offset: 0 };
+    const k = { buf: qkv, stride: 3 * H, offset: H };
+    const v = { buf: qkv, stride: 3 * H, offset: 2 * H };
+    const rope = { heads: s.heads, headDim: s.headDim, rotaryDim: s.headDim, pos0: pos, base: 10000 };
+    for (let l = 0; l < s.layers; l++) {
+      const w = blocks[l % distinct];
+      b.rmsNorm(xb, x, ln, 1, 1e-6);
+      b.matmul(qkv, xb, w.cAttn, 1);
+      b.rope(q, 1, rope);
+      b.rope(k, 1, rope);
+      b.kvWrite(kv[l], k, v, 1, pos);
+      b.attention(att, q, kv[l], { rows: 1, heads: s.heads, headDim: s.headDim, kvLen: pos + 1, pos0: pos, scale: 1 / Math.sqrt(s.headDim), lognSeqLength: 2048 });
+      b.matmul(out, att, w.cProj, 1);
+      b.add(x, out, H);
+      b.rmsNorm(xb, x, ln, 1, 1e-6);
+      b.matmul(h1, xb, w.w1, 1);
+      b.matmul(h2, xb, w.w2, 1);
+      b.swiglu(h1, h1, h2, I);
+      b.matmul(out, h1, w.mlpProj, 1);
+      b.add(x, out, H);
+    }
+    b.rmsNorm(xb, x, ln, 1, 1e-6);
+    b.matmul(logits, xb, lmHead, 1);
+    return b.argmax(logits, 0, s.vocab);
+  };
+  for (const ctx of ctxs) {
+    const pos = Math.max(0, ctx - 1);
+    await step(pos); // warm-up: pipelines, bind groups
+    const d0 = b.rec.dispatches;
+    const t0 = performance.now();
+    let encodeMs = 0;
+    for (let i = 0; i < reps; i++) {
+      const e0 = performance.now();
+      const p = step(pos);
+      encodeMs += performance.now() - e0;
+      await p;
+    }
+    const ms = (performance.now() - t0) / reps;
+    const dispatches = (b.rec.dispatches - d0) / reps;
+    emit({
+      bench: `decode step ${s.layers}L kv ${quant}`,
+      shape: `ctx ${ctx}`,
+      bytes: tokenBytes,
+      us: ms * 1000,
+      gbps: tokenBytes / (ms * 1e6),
+      source: 'wall',
+      note: `${(1000 / ms).toFixed(1)} tok/s, ${dispatches} dispatches, host encode ${((encodeMs / reps) * 1000).toFixed(0)} us`,
+    });
+    if (b.features.timestamps) {
+      b.setProfiling(true);
+      await b.takeProfile();
+      await step(pos);
+      const prof = await b.takeProfile();
+      b.setProfiling(false);
+      let total = 0;
+      for (const v of prof.values()) total += v.ns;
+      const parts = [...prof.entries()].sort((a, c) => c[1].ns - a[1].ns);
+      for (const [label, v] of parts) {
+        console.log(JSON.stringify({ bench: 'decode profile', ctx, kernel: label, calls: v.count, us: v.ns / 1000, share: v.ns / total }));
+      }
+      console.log(JSON.stringify({ bench: 'decode profile', ctx, kernel: 'TOTAL (sum of kernels, 1 dispatch per pass)', us: total / 1000 }));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const gpu = await nodeGpu();
+  if (!gpu) throw new Error('no WebGPU (install the webgpu package and a Vulkan driver; --swiftshader for the CPU one)');
+  const b = (await createWebGpuBackend(gpu)) as WebGpuBackend;
+  console.log(JSON.stringify({ device: b.description, maxBinding: b.maxBinding, timestamps: b.features.timestamps, subgroups: b.features.subgroups }));
+  const s14: Shape = { hidden: 5120, heads: 40, headDim: 128, mlp: 13696, vocab: 152064, layers: Number(opt('layers', '40')) };
+  const shape: Shape = quick ? { hidden: 256, heads: 2, headDim: 128, mlp: 512, vocab: 4096, layers: 2 } : s14;
+  await probe(b, quick ? 16 << 20 : 1 << 30);
+  const H = shape.hidden;
+  const I = shape.mlp;
+  for (const [label, K, N] of [
+    ['int4 gemv c_attn', H, 3 * H],
+    ['int4 gemv attn.c_proj', H, H],
+    ['int4 gemv w1/w2', H, I],
+    ['int4 gemv mlp.c_proj', I, H],
+  ] as const) {
+    await gemv(b, label, gptqSource(label, K, N));
+  }
+  await gemv(b, 'f16 gemv lm_head', denseSource('lm_head', H, shape.vocab));
+  const ctxs = opt('ctx', quick ? '1,300' : '1,2048').split(',').map(Number);
+  await decodeStep(b, shape, ctxs, opt('kv', 'f32') as 'f32' | 'int8', quick ? 1 : 3);
+
+  console.log('\n| bench | shape | MB | µs | GB/s | timing | note |');
+  console.log('|---|---|---:|---:|---:|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.bench} | ${r.shape} | ${(r.bytes / 1e6).toFixed(1)} | ${r.us.toFixed(1)} | ${r.gbps.toFixed(0)} | ${r.source} | ${r.note ?? ''} |`);
+  }
+  await b.dispose();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
+
+export type { Backend, Buf };
