@@ -323,31 +323,35 @@ export function gptqMatmulS16(lo: i32, hi: i32, tid: i32, rows: i32, inF: i32, o
       const xsr = xs + (<usize>(r * groups) << 2);
       const xsumr = xsum + (<usize>(r * groups) << 3);
       for (let g = 0; g < groups; g++) {
-        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-        let b0 = i32x4.splat(0), b1 = i32x4.splat(0), b2 = i32x4.splat(0), b3 = i32x4.splat(0);
+        // two passes of two columns each keep 4 accumulators + 4 x vectors in registers
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), b0 = i32x4.splat(0), b1 = i32x4.splat(0);
+        let a2 = i32x4.splat(0), a3 = i32x4.splat(0), b2 = i32x4.splat(0), b3 = i32x4.splat(0);
+        let xb = xp;
+        let wb = wp;
         for (let b = 0; b < bpg; b++) {
-          for (let j = 0; j < 4; j++) {
-            const w = v128.load(wp + (<usize>j << 4));
-            const e0 = v128.and(w, m);
-            const e1 = v128.and(i16x8.shr_u(w, 4), m);
-            const e2 = v128.and(i16x8.shr_u(w, 8), m);
-            const e3 = i16x8.shr_u(w, 12);
-            const h = i32x4.add(
-              i32x4.add(i32x4.dot_i16x8_s(e0, v128.load(xp)), i32x4.dot_i16x8_s(e1, v128.load(xp, 16))),
-              i32x4.add(i32x4.dot_i16x8_s(e2, v128.load(xp, 32)), i32x4.dot_i16x8_s(e3, v128.load(xp, 48))),
-            );
-            const l = i32x4.add(
-              i32x4.add(i32x4.dot_i16x8_s(e0, v128.load(xp, 64)), i32x4.dot_i16x8_s(e1, v128.load(xp, 80))),
-              i32x4.add(i32x4.dot_i16x8_s(e2, v128.load(xp, 96)), i32x4.dot_i16x8_s(e3, v128.load(xp, 112))),
-            );
-            if (j == 0) { a0 = i32x4.add(a0, h); b0 = i32x4.add(b0, l); }
-            else if (j == 1) { a1 = i32x4.add(a1, h); b1 = i32x4.add(b1, l); }
-            else if (j == 2) { a2 = i32x4.add(a2, h); b2 = i32x4.add(b2, l); }
-            else { a3 = i32x4.add(a3, h); b3 = i32x4.add(b3, l); }
-          }
-          wp += 64;
-          xp += 128;
+          const w0 = v128.load(wb);
+          const w1 = v128.load(wb, 16);
+          a0 = i32x4.add(a0, dot32(w0, v128.load(xb), v128.load(xb, 16), v128.load(xb, 32), v128.load(xb, 48)));
+          a1 = i32x4.add(a1, dot32(w1, v128.load(xb), v128.load(xb, 16), v128.load(xb, 32), v128.load(xb, 48)));
+          b0 = i32x4.add(b0, dot32(w0, v128.load(xb, 64), v128.load(xb, 80), v128.load(xb, 96), v128.load(xb, 112)));
+          b1 = i32x4.add(b1, dot32(w1, v128.load(xb, 64), v128.load(xb, 80), v128.load(xb, 96), v128.load(xb, 112)));
+          wb += 64;
+          xb += 128;
         }
+        xb = xp;
+        wb = wp;
+        for (let b = 0; b < bpg; b++) {
+          const w2 = v128.load(wb, 32);
+          const w3 = v128.load(wb, 48);
+          a2 = i32x4.add(a2, dot32(w2, v128.load(xb), v128.load(xb, 16), v128.load(xb, 32), v128.load(xb, 48)));
+          a3 = i32x4.add(a3, dot32(w3, v128.load(xb), v128.load(xb, 16), v128.load(xb, 32), v128.load(xb, 48)));
+          b2 = i32x4.add(b2, dot32(w2, v128.load(xb, 64), v128.load(xb, 80), v128.load(xb, 96), v128.load(xb, 112)));
+          b3 = i32x4.add(b3, dot32(w3, v128.load(xb, 64), v128.load(xb, 80), v128.load(xb, 96), v128.load(xb, 112)));
+          wb += 64;
+          xb += 128;
+        }
+        wp = wb;
+        xp = xb;
         const gi = <usize>g << 2;
         const z = v128.load(zt + (gi << 2));
         const dh = i32x4.sub(reduce4i(a0, a1, a2, a3), i32x4.mul(z, i32x4.splat(load<i32>(xsumr + (gi << 1)))));
