@@ -53,6 +53,28 @@ const TWO_112: f32 = 5.192296858534828e33;
   return f16ToF32(<u32>load<u16>(p));
 }
 
+/**
+ * 8 weights at p as two f32x4 (k..k+3, k+4..k+7). f16 works on 8 i16 lanes at once: the high
+ * half of each f32 is (h >> 3 arithmetic) & 0x8fff, the low half h << 13; an interleave makes the
+ * f32 bits, ×2^112 rebiases (same values as w4).
+ */
+@inline function w8lo<K>(p: usize): v128 {
+  if (isFloat<K>()) return v128.load(p);
+  const v = v128.load(p);
+  if (isSigned<K>()) return i16x8.shuffle(i32x4.splat(0), v, 0, 8, 1, 9, 2, 10, 3, 11);
+  const a = v128.and(i16x8.shr_s(v, 3), i16x8.splat(<i16>0x8fff));
+  const b = i16x8.shl(v, 13);
+  return f32x4.mul(i16x8.shuffle(b, a, 0, 8, 1, 9, 2, 10, 3, 11), f32x4.splat(TWO_112));
+}
+@inline function w8hi<K>(p: usize): v128 {
+  if (isFloat<K>()) return v128.load(p, 16);
+  const v = v128.load(p);
+  if (isSigned<K>()) return i16x8.shuffle(i32x4.splat(0), v, 4, 12, 5, 13, 6, 14, 7, 15);
+  const a = v128.and(i16x8.shr_s(v, 3), i16x8.splat(<i16>0x8fff));
+  const b = i16x8.shl(v, 13);
+  return f32x4.mul(i16x8.shuffle(b, a, 4, 12, 5, 13, 6, 14, 7, 15), f32x4.splat(TWO_112));
+}
+
 /** Horizontal sum in a fixed order: (l0 + l2) + (l1 + l3). */
 @inline function hsum(v: v128): f32 {
   const s = f32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
@@ -66,8 +88,16 @@ const TWO_112: f32 = 5.192296858534828e33;
 
 @inline function denseOne<K>(wr: usize, xr: usize, inF: i32, n4: i32): f32 {
   const E: usize = sizeof<K>();
+  const n8 = inF & ~7;
   let a = f32x4.splat(0);
-  for (let k = 0; k < n4; k += 4) {
+  let k = 0;
+  for (; k < n8; k += 8) {
+    const w = wr + <usize>k * E;
+    const x = xr + (<usize>k << 2);
+    a = f32x4.add(a, f32x4.mul(w8lo<K>(w), v128.load(x)));
+    a = f32x4.add(a, f32x4.mul(w8hi<K>(w), v128.load(x, 16)));
+  }
+  for (; k < n4; k += 4) {
     a = f32x4.add(a, f32x4.mul(w4<K>(wr + <usize>k * E), v128.load(xr + (<usize>k << 2))));
   }
   let s = hsum(a);
@@ -84,6 +114,7 @@ const TWO_112: f32 = 5.192296858534828e33;
 @inline function denseBody<K>(lo: i32, hi: i32, rows: i32, inF: i32, outF: i32, W: usize, x: usize, bias: usize, out: usize): void {
   const E: usize = sizeof<K>();
   const n4 = inF & ~3;
+  const n8 = inF & ~7;
   const rowBytes = <usize>inF * E;
   const xStride = <usize>inF << 2;
   const oStride = <usize>outF << 2;
@@ -106,7 +137,27 @@ const TWO_112: f32 = 5.192296858534828e33;
       const x1 = x0 + xStride;
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
-      for (let k = 0; k < n4; k += 4) {
+      let k = 0;
+      for (; k < n8; k += 8) {
+        const off = <usize>k * E;
+        for (let half = 0; half < 2; half++) {
+          const xv = v128.load(x0 + (<usize>(k + half * 4) << 2));
+          const yv = v128.load(x1 + (<usize>(k + half * 4) << 2));
+          const v0 = half == 0 ? w8lo<K>(w0 + off) : w8hi<K>(w0 + off);
+          const v1 = half == 0 ? w8lo<K>(wa + off) : w8hi<K>(wa + off);
+          const v2 = half == 0 ? w8lo<K>(wb + off) : w8hi<K>(wb + off);
+          const v3 = half == 0 ? w8lo<K>(wc + off) : w8hi<K>(wc + off);
+          a0 = f32x4.add(a0, f32x4.mul(v0, xv));
+          a1 = f32x4.add(a1, f32x4.mul(v1, xv));
+          a2 = f32x4.add(a2, f32x4.mul(v2, xv));
+          a3 = f32x4.add(a3, f32x4.mul(v3, xv));
+          e0 = f32x4.add(e0, f32x4.mul(v0, yv));
+          e1 = f32x4.add(e1, f32x4.mul(v1, yv));
+          e2 = f32x4.add(e2, f32x4.mul(v2, yv));
+          e3 = f32x4.add(e3, f32x4.mul(v3, yv));
+        }
+      }
+      for (; k < n4; k += 4) {
         const off = <usize>k * E;
         const xv = v128.load(x0 + (<usize>k << 2));
         const yv = v128.load(x1 + (<usize>k << 2));
@@ -137,7 +188,21 @@ const TWO_112: f32 = 5.192296858534828e33;
     for (; r < rows; r++) {
       const x0 = x + <usize>r * xStride;
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let k = 0; k < n4; k += 4) {
+      let k = 0;
+      for (; k < n8; k += 8) {
+        const off = <usize>k * E;
+        const xv = v128.load(x0 + (<usize>k << 2));
+        const xw = v128.load(x0 + (<usize>k << 2), 16);
+        a0 = f32x4.add(a0, f32x4.mul(w8lo<K>(w0 + off), xv));
+        a1 = f32x4.add(a1, f32x4.mul(w8lo<K>(wa + off), xv));
+        a2 = f32x4.add(a2, f32x4.mul(w8lo<K>(wb + off), xv));
+        a3 = f32x4.add(a3, f32x4.mul(w8lo<K>(wc + off), xv));
+        a0 = f32x4.add(a0, f32x4.mul(w8hi<K>(w0 + off), xw));
+        a1 = f32x4.add(a1, f32x4.mul(w8hi<K>(wa + off), xw));
+        a2 = f32x4.add(a2, f32x4.mul(w8hi<K>(wb + off), xw));
+        a3 = f32x4.add(a3, f32x4.mul(w8hi<K>(wc + off), xw));
+      }
+      for (; k < n4; k += 4) {
         const off = <usize>k * E;
         const xv = v128.load(x0 + (<usize>k << 2));
         a0 = f32x4.add(a0, f32x4.mul(w4<K>(w0 + off), xv));
