@@ -5,6 +5,7 @@
  * where the adapter has them. Prints JSON lines, then a table.
  *
  *   node dist/bench/gpu.js [--quick] [--layers N] [--ctx 1,2048] [--reps N] [--kv f32|int8]
+ *                          [--submit-every N] [--skip-kernels] [--swiftshader]
  *
  * --quick uses small shapes (for SwiftShader smoke runs). Weights are random (the kernels' speed
  * does not depend on values); nothing here checks numerics (see test/backend/webgpu*.test.ts).
@@ -311,13 +312,24 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
 async function main(): Promise<void> {
   const gpu = await nodeGpu();
   if (!gpu) throw new Error('no WebGPU (install the webgpu package and a Vulkan driver; --swiftshader for the CPU one)');
-  const b = (await createWebGpuBackend(gpu)) as WebGpuBackend;
-  console.log(JSON.stringify({ device: b.description, maxBinding: b.maxBinding, timestamps: b.features.timestamps, subgroups: b.features.subgroups }));
+  const submitEvery = Number(opt('submit-every', '96'));
+  const b = (await createWebGpuBackend(gpu, { submitEvery })) as WebGpuBackend;
+  console.log(JSON.stringify({ device: b.description, maxBinding: b.maxBinding, timestamps: b.features.timestamps, subgroups: b.features.subgroups, submitEvery }));
   const s14: Shape = { hidden: 5120, heads: 40, headDim: 128, mlp: 13696, vocab: 152064, layers: Number(opt('layers', '40')) };
   const shape: Shape = quick ? { hidden: 256, heads: 2, headDim: 128, mlp: 512, vocab: 4096, layers: 2 } : s14;
-  await probe(b, quick ? 16 << 20 : 1 << 30);
   const H = shape.hidden;
   const I = shape.mlp;
+  if (!flag('skip-kernels')) await kernels(b, shape);
+  const ctxs = opt('ctx', quick ? '1,300' : '1,2048').split(',').map(Number);
+  await decodeStep(b, shape, ctxs, opt('kv', 'f32') as 'f32' | 'int8', quick ? 1 : 3);
+  table();
+  await b.dispose();
+}
+
+async function kernels(b: WebGpuBackend, shape: Shape): Promise<void> {
+  const H = shape.hidden;
+  const I = shape.mlp;
+  await probe(b, quick ? 16 << 20 : 1 << 30);
   for (const [label, K, N] of [
     ['int4 gemv c_attn', H, 3 * H],
     ['int4 gemv attn.c_proj', H, H],
@@ -327,15 +339,14 @@ async function main(): Promise<void> {
     await gemv(b, label, gptqSource(label, K, N));
   }
   await gemv(b, 'f16 gemv lm_head', denseSource('lm_head', H, shape.vocab));
-  const ctxs = opt('ctx', quick ? '1,300' : '1,2048').split(',').map(Number);
-  await decodeStep(b, shape, ctxs, opt('kv', 'f32') as 'f32' | 'int8', quick ? 1 : 3);
+}
 
+function table(): void {
   console.log('\n| bench | shape | MB | µs | GB/s | timing | note |');
   console.log('|---|---|---:|---:|---:|---|---|');
   for (const r of rows) {
     console.log(`| ${r.bench} | ${r.shape} | ${(r.bytes / 1e6).toFixed(1)} | ${r.us.toFixed(1)} | ${r.gbps.toFixed(0)} | ${r.source} | ${r.note ?? ''} |`);
   }
-  await b.dispose();
 }
 
 main().catch((e) => {

@@ -8,7 +8,8 @@
 //   prefill: 16 query rows × 16 keys per step, online softmax in workgroup memory.
 const HD: u32 = {{HD}}u;
 const HD4: u32 = HD / 4u;
-const CH: u32 = 256u;
+const CH: u32 = 64u;           // slots per decode workgroup (64 threads)
+const G: u32 = 64u / HD4;      // slot groups in the decode P·V pass (HD4 divides 64)
 const NEG: f32 = -3.0e38;
 
 struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32, qStride: u32, qOff: u32, nChunks: u32, width: u32, _p0: u32, _p1: u32 }
@@ -22,10 +23,11 @@ struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32
 //#if !COMBINE
 //#if F32
 @group(0) @binding(5) var<storage, read> K: array<vec4f>;
-@group(0) @binding(6) var<storage, read> V: array<f32>;
+@group(0) @binding(6) var<storage, read> V: array<vec4f>;
 fn kv4(slot: u32, h: u32, d4: u32) -> vec4f { return K[slot * (p.width / 4u) + h * HD4 + d4]; }
+fn vv4(slot: u32, h: u32, d4: u32) -> vec4f { return V[slot * (p.width / 4u) + h * HD4 + d4]; }
 fn ks(slot: u32, h: u32, d: u32) -> f32 { return K[slot * (p.width / 4u) + h * HD4 + d / 4u][d & 3u]; }
-fn vs(slot: u32, h: u32, d: u32) -> f32 { return V[slot * p.width + h * HD + d]; }
+fn vs(slot: u32, h: u32, d: u32) -> f32 { return V[slot * (p.width / 4u) + h * HD4 + d / 4u][d & 3u]; }
 //#else
 @group(0) @binding(5) var<storage, read> K: array<u32>;
 @group(0) @binding(6) var<storage, read> V: array<u32>;
@@ -34,6 +36,11 @@ fn vs(slot: u32, h: u32, d: u32) -> f32 { return V[slot * p.width + h * HD + d];
 fn kv4(slot: u32, h: u32, d4: u32) -> vec4f {
   let w = K[slot * (p.width / 4u) + h * HD4 + d4];
   let m = KM[slot * p.heads + h];
+  return m.x + vec4f(f32(w & 255u), f32((w >> 8u) & 255u), f32((w >> 16u) & 255u), f32(w >> 24u)) * m.y;
+}
+fn vv4(slot: u32, h: u32, d4: u32) -> vec4f {
+  let w = V[slot * (p.width / 4u) + h * HD4 + d4];
+  let m = VM[slot * p.heads + h];
   return m.x + vec4f(f32(w & 255u), f32((w >> 8u) & 255u), f32((w >> 16u) & 255u), f32(w >> 24u)) * m.y;
 }
 fn ks(slot: u32, h: u32, d: u32) -> f32 {
@@ -57,57 +64,76 @@ fn qscale(row: u32) -> f32 {
 //#if PART
 var<workgroup> qv: array<vec4f, HD4>;
 var<workgroup> sc: array<f32, CH>;
-var<workgroup> red: array<f32, 128>;
+var<workgroup> red: array<f32, 64>;
+var<workgroup> ov: array<vec4f, 64>;
 
-@compute @workgroup_size(128)
+// one workgroup per (chunk of 64 slots, head): thread l scores slot l, then the P·V pass runs
+// lanes over (dim quad, slot group) so V is read as coalesced vec4 rows
+@compute @workgroup_size(64)
 fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
   let c = wg.x;
   let h = wg.y;
   let f = qscale(0u);
   let qb = p.qOff + h * HD;
-  for (var i = l; i < HD4; i += 128u) {
+  for (var i = l; i < HD4; i += 64u) {
     qv[i] = vec4f(q[qb + 4u * i], q[qb + 4u * i + 1u], q[qb + 4u * i + 2u], q[qb + 4u * i + 3u]) * f;
   }
   workgroupBarrier();
   let s0 = c * CH;
-  var mx = NEG;
-  for (var j = l; j < CH; j += 128u) {
-    let slot = s0 + j;
-    var s = NEG;
-    if (slot < p.kvLen) {
-      var acc = 0.0;
-      for (var d4 = 0u; d4 < HD4; d4++) { acc += dot(qv[d4], kv4(slot, h, d4)); }
-      s = acc;
+  let slot = s0 + l;
+  var s = NEG;
+  if (slot < p.kvLen) {
+    var a = vec4f(0.0);
+    var d4 = 0u;
+    for (; d4 + 3u < HD4; d4 += 4u) {
+      let k0 = kv4(slot, h, d4);
+      let k1 = kv4(slot, h, d4 + 1u);
+      let k2 = kv4(slot, h, d4 + 2u);
+      let k3 = kv4(slot, h, d4 + 3u);
+      a += vec4f(dot(qv[d4], k0), dot(qv[d4 + 1u], k1), dot(qv[d4 + 2u], k2), dot(qv[d4 + 3u], k3));
     }
-    sc[j] = s;
-    mx = max(mx, s);
+    for (; d4 < HD4; d4++) { a.x += dot(qv[d4], kv4(slot, h, d4)); }
+    s = (a.x + a.y) + (a.z + a.w);
   }
-  red[l] = mx;
+  red[l] = s;
   workgroupBarrier();
-  for (var s = 64u; s > 0u; s >>= 1u) {
-    if (l < s) { red[l] = max(red[l], red[l + s]); }
+  for (var k = 32u; k > 0u; k >>= 1u) {
+    if (l < k) { red[l] = max(red[l], red[l + k]); }
     workgroupBarrier();
   }
   let m = red[0];
   workgroupBarrier();
-  var sum = 0.0;
-  for (var j = l; j < CH; j += 128u) {
-    let e = exp(sc[j] - m);
-    sc[j] = e;
-    sum += e;
-  }
-  red[l] = sum;
+  let e = exp(s - m);
+  sc[l] = e;
+  red[l] = e;
   workgroupBarrier();
-  for (var s = 64u; s > 0u; s >>= 1u) {
-    if (l < s) { red[l] += red[l + s]; }
+  for (var k = 32u; k > 0u; k >>= 1u) {
+    if (l < k) { red[l] += red[l + k]; }
     workgroupBarrier();
   }
   let n = min(CH, p.kvLen - s0);
+  let d4 = l % HD4;
+  let g = l / HD4;
+  var o0 = vec4f(0.0);
+  var o1 = vec4f(0.0);
+  var j = g;
+  for (; j + G < n; j += 2u * G) {
+    let v0 = vv4(s0 + j, h, d4);
+    let v1 = vv4(s0 + j + G, h, d4);
+    o0 += sc[j] * v0;
+    o1 += sc[j + G] * v1;
+  }
+  if (j < n) { o0 += sc[j] * vv4(s0 + j, h, d4); }
+  ov[l] = o0 + o1;
+  workgroupBarrier();
   let pb = (h * p.nChunks + c) * (HD + 2u);
-  for (var d = l; d < HD; d += 128u) {
-    var acc = 0.0;
-    for (var j = 0u; j < n; j++) { acc += sc[j] * vs(s0 + j, h, d); }
-    part[pb + 2u + d] = acc;
+  if (l < HD4) {
+    var o = vec4f(0.0);
+    for (var gg = 0u; gg < G; gg++) { o += ov[gg * HD4 + l]; }
+    part[pb + 2u + 4u * l] = o.x;
+    part[pb + 3u + 4u * l] = o.y;
+    part[pb + 4u + 4u * l] = o.z;
+    part[pb + 5u + 4u * l] = o.w;
   }
   if (l == 0u) {
     part[pb] = m;

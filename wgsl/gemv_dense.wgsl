@@ -32,6 +32,28 @@ fn unpack(v: u32) -> vec2f {
 //#endif
 }
 
+// Σ of one vec4 of weights (8 halves or 4 floats, vec4 index i of the row) times x
+fn part(v: vec4<u32>, i: u32) -> f32 {
+//#if F32
+//#if VEC
+  return dot(bitcast<vec4f>(v), x4[i]);
+//#else
+  let k = 4u * i;
+  return dot(bitcast<vec4f>(v), vec4f(xs(k), xs(k + 1u), xs(k + 2u), xs(k + 3u)));
+//#endif
+//#else
+  let a = vec4f(unpack(v.x), unpack(v.y));
+  let b = vec4f(unpack(v.z), unpack(v.w));
+//#if VEC
+  return dot(a, x4[2u * i]) + dot(b, x4[2u * i + 1u]);
+//#else
+  let k = 8u * i;
+  return dot(a, vec4f(xs(k), xs(k + 1u), xs(k + 2u), xs(k + 3u))) +
+         dot(b, vec4f(xs(k + 4u), xs(k + 5u), xs(k + 6u), xs(k + 7u)));
+//#endif
+//#endif
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
   let row = (wg.x + wg.y * nw.x) * 4u + (l >> 6u);
@@ -39,28 +61,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   var acc = 0.0;
   if (row < p.rows) {
     let base = row * p.wpr4;
-    for (var i = t; i < p.wpr4; i += 64u) {
-      let v = w[base + i];
-//#if F32
-      // 4 weights per vec4
-//#if VEC
-      acc += dot(bitcast<vec4f>(v), x4[i]);
-//#else
-      let k = 4u * i;
-      acc += dot(bitcast<vec4f>(v), vec4f(xs(k), xs(k + 1u), xs(k + 2u), xs(k + 3u)));
-//#endif
-//#else
-      // 8 weights per vec4
-      let a = vec4f(unpack(v.x), unpack(v.y));
-      let b = vec4f(unpack(v.z), unpack(v.w));
-//#if VEC
-      acc += dot(a, x4[2u * i]) + dot(b, x4[2u * i + 1u]);
-//#else
-      let k = 8u * i;
-      acc += dot(a, vec4f(xs(k), xs(k + 1u), xs(k + 2u), xs(k + 3u))) +
-             dot(b, vec4f(xs(k + 4u), xs(k + 5u), xs(k + 6u), xs(k + 7u)));
-//#endif
-//#endif
+    var i = t;
+    // four vec4 per step, loads first (bytes in flight per thread)
+    for (; i + 192u < p.wpr4; i += 256u) {
+      let v0 = w[base + i];
+      let v1 = w[base + i + 64u];
+      let v2 = w[base + i + 128u];
+      let v3 = w[base + i + 192u];
+      acc += part(v0, i) + part(v1, i + 64u) + part(v2, i + 128u) + part(v3, i + 192u);
+    }
+    for (; i < p.wpr4; i += 64u) {
+      acc += part(w[base + i], i);
     }
   }
   red[l] = acc;
@@ -84,27 +95,7 @@ fn rowloop(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
   if (row >= p.rows) { return; }
   let base = row * p.wpr4;
   var acc = 0.0;
-  for (var i = 0u; i < p.wpr4; i++) {
-    let v = w[base + i];
-//#if F32
-//#if VEC
-    acc += dot(bitcast<vec4f>(v), x4[i]);
-//#else
-    let k = 4u * i;
-    acc += dot(bitcast<vec4f>(v), vec4f(xs(k), xs(k + 1u), xs(k + 2u), xs(k + 3u)));
-//#endif
-//#else
-    let a = vec4f(unpack(v.x), unpack(v.y));
-    let b = vec4f(unpack(v.z), unpack(v.w));
-//#if VEC
-    acc += dot(a, x4[2u * i]) + dot(b, x4[2u * i + 1u]);
-//#else
-    let k = 8u * i;
-    acc += dot(a, vec4f(xs(k), xs(k + 1u), xs(k + 2u), xs(k + 3u))) +
-           dot(b, vec4f(xs(k + 4u), xs(k + 5u), xs(k + 6u), xs(k + 7u)));
-//#endif
-//#endif
-  }
+  for (var i = 0u; i < p.wpr4; i++) { acc += part(w[base + i], i); }
   var bb = 0.0;
   if (p.hasBias != 0u) { bb = bias[p.row0 + row]; }
   y[p.outOff + p.row0 + row] = acc + bb;

@@ -31,6 +31,20 @@ fn nib(w: u32, xa: vec4f, xb: vec4f) -> f32 {
   return dot(xa, a) + dot(xb, b);
 }
 
+// one word row: Σ over its 8 k of x·W for the thread's 4 columns
+fn row(w: vec4<u32>, r: u32, sbase: u32, cg: u32, zshift: u32) -> vec4f {
+  let sb = sbase + rowGroup[r] * 20u;
+  let s01 = unpack2x16float(sz[sb + 2u * cg]);
+  let s23 = unpack2x16float(sz[sb + 2u * cg + 1u]);
+  let zw = sz[sb + 16u + (cg >> 1u)] >> zshift;
+  let z = vec4f(f32(zw & 15u), f32((zw >> 4u) & 15u), f32((zw >> 8u) & 15u), f32((zw >> 12u) & 15u)) + 17.0;
+  let xa = x4[2u * r];
+  let xb = x4[2u * r + 1u];
+  let X = (xa.x + xa.y + xa.z + xa.w) + (xb.x + xb.y + xb.z + xb.w);
+  let d = vec4f(nib(w.x, xa, xb), nib(w.y, xa, xb), nib(w.z, xa, xb), nib(w.w, xa, xb)) - z * X;
+  return vec4f(s01, s23) * d;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
   let t = wg.x;                 // tile inside this chunk
@@ -40,18 +54,18 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let sbase = t * p.G * 20u;
   let zshift = (cg & 1u) * 16u;
   var acc = vec4f(0.0);
-  for (var r = ks; r < p.R; r += 32u) {
-    let w = qw[wbase + r * 8u];
-    let sb = sbase + rowGroup[r] * 20u;
-    let s01 = unpack2x16float(sz[sb + 2u * cg]);
-    let s23 = unpack2x16float(sz[sb + 2u * cg + 1u]);
-    let zw = sz[sb + 16u + (cg >> 1u)] >> zshift;
-    let z = vec4f(f32(zw & 15u), f32((zw >> 4u) & 15u), f32((zw >> 8u) & 15u), f32((zw >> 12u) & 15u)) + 17.0;
-    let xa = x4[2u * r];
-    let xb = x4[2u * r + 1u];
-    let X = (xa.x + xa.y + xa.z + xa.w) + (xb.x + xb.y + xb.z + xb.w);
-    let d = vec4f(nib(w.x, xa, xb), nib(w.y, xa, xb), nib(w.z, xa, xb), nib(w.w, xa, xb)) - z * X;
-    acc += vec4f(s01, s23) * d;
+  var r = ks;
+  // four rows per step, loads first: enough bytes in flight per thread to cover DRAM latency
+  for (; r + 96u < p.R; r += 128u) {
+    let w0 = qw[wbase + r * 8u];
+    let w1 = qw[wbase + (r + 32u) * 8u];
+    let w2 = qw[wbase + (r + 64u) * 8u];
+    let w3 = qw[wbase + (r + 96u) * 8u];
+    acc += row(w0, r, sbase, cg, zshift) + row(w1, r + 32u, sbase, cg, zshift) +
+           row(w2, r + 64u, sbase, cg, zshift) + row(w3, r + 96u, sbase, cg, zshift);
+  }
+  for (; r < p.R; r += 32u) {
+    acc += row(qw[wbase + r * 8u], r, sbase, cg, zshift);
   }
   red[l] = acc;
   workgroupBarrier();

@@ -1,36 +1,56 @@
 // RMSNorm, one workgroup per row: out = x · rsqrt(mean(x²) + eps) · w (all f32, as torch's
-// Qwen RMSNorm on float activations).
+// Qwen RMSNorm on float activations). WG threads (up to 1024) so that a 5120-wide row needs
+// only one or two loads per thread (a single workgroup is latency-bound otherwise); VEC reads
+// vec4 when the width is a multiple of 4.
+const WG: u32 = {{WG}}u;
 struct P { cols: u32, eps: f32, _p0: u32, _p1: u32 }
 @group(0) @binding(0) var<uniform> p: P;
+//#if VEC
+@group(0) @binding(1) var<storage, read_write> o: array<vec4f>;
+@group(0) @binding(2) var<storage, read> w: array<vec4f>;
+//#if !INPLACE
+@group(0) @binding(3) var<storage, read> x: array<vec4f>;
+//#endif
+//#else
 @group(0) @binding(1) var<storage, read_write> o: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 //#if !INPLACE
 @group(0) @binding(3) var<storage, read> x: array<f32>;
 //#endif
+//#endif
 
-var<workgroup> red: array<f32, 256>;
+var<workgroup> red: array<f32, WG>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
   let row = wg.x + wg.y * nw.x;
-  let base = row * p.cols;
+//#if VEC
+  let n = p.cols / 4u;
+//#else
+  let n = p.cols;
+//#endif
+  let base = row * n;
   var s = 0.0;
-  for (var c = l; c < p.cols; c += 256u) {
+  for (var c = l; c < n; c += WG) {
 //#if INPLACE
     let v = o[base + c];
 //#else
     let v = x[base + c];
 //#endif
+//#if VEC
+    s += dot(v, v);
+//#else
     s += v * v;
+//#endif
   }
   red[l] = s;
   workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
+  for (var k = WG / 2u; k > 0u; k >>= 1u) {
     if (l < k) { red[l] += red[l + k]; }
     workgroupBarrier();
   }
   let inv = inverseSqrt(red[0] / f32(p.cols) + p.eps);
-  for (var c = l; c < p.cols; c += 256u) {
+  for (var c = l; c < n; c += WG) {
 //#if INPLACE
     let v = o[base + c];
 //#else

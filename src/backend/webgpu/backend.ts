@@ -28,7 +28,7 @@ import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTa
 
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 /** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
-const ATT_CHUNK = 256;
+const ATT_CHUNK = 64;
 /** Largest k selected on the GPU; larger k reads the slice back and sorts on the host. */
 const TOPK_GPU_MAX = 1024;
 /** Bytes read from a tensor source per call while uploading. */
@@ -37,6 +37,11 @@ const READ_SLAB = 64 * 1024 * 1024;
 export interface WebGpuOptions {
   /** Cap on one weight binding (bytes); tests force a small one to exercise tensor splitting. */
   maxBindingSize?: number;
+  /**
+   * Submit the recorded commands every this many dispatches (no wait), so the GPU starts while
+   * the host still encodes the rest of a step. 0 = only when a result is needed. Default 96.
+   */
+  submitEvery?: number;
 }
 
 class WBuf implements Buf {
@@ -156,6 +161,7 @@ export class WebGpuBackend implements Backend {
     opts: WebGpuOptions = {},
   ) {
     this.rec = new Recorder(device, features.timestamps);
+    this.rec.submitEvery = opts.submitEvery ?? 96;
     this.kernels = new KernelCache(device);
     const lim = device.limits;
     const max = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
@@ -508,10 +514,15 @@ export class WebGpuBackend implements Backend {
     if (rows <= 0) return;
     if (rows * cols > o.length || rows * cols > xi.length) throw new ArgumentError(`rmsNorm: ${rows}×${cols} exceeds a buffer`);
     const inplace = o.g === xi.g;
+    const defines = inplace ? ['INPLACE'] : [];
+    if (cols % 4 === 0) defines.push('VEC');
+    // big workgroups for one row (decode), 256 for many rows (prefill, and CPU adapters)
+    const wgSize = rows === 1 ? Math.min(1024, this.device.limits.maxComputeInvocationsPerWorkgroup, this.device.limits.maxComputeWorkgroupSizeX) : 256;
     const kern = this.k({
       file: 'rmsnorm',
       entry: 'main',
-      defines: inplace ? ['INPLACE'] : [],
+      defines,
+      values: { WG: wgSize },
       bindings: inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' },
     });
     this.rec.dispatch(kern, [cols, f32(eps), 0, 0], { 1: { buf: o.g }, 2: { buf: (w as WVec).g }, 3: { buf: xi.g } }, [rows]);
@@ -648,7 +659,7 @@ export class WebGpuBackend implements Backend {
     if (o.g === qb) throw new ArgumentError('attention: out must not alias q');
     if (p.rows * s.width > o.length) throw new ArgumentError('attention: output buffer too small');
     const HD = s.headDim;
-    if (HD > 128) throw new ArgumentError(`attention: headDim ${HD} > 128 is not supported on WebGPU`);
+    if (HD > 128 || 64 % (HD / 4) !== 0) throw new ArgumentError(`attention: headDim ${HD} must be 4·2^i ≤ 128 on WebGPU`);
     const lognOn = p.lognSeqLength > 0 ? 1 : 0;
     const lg = lognOn
       ? this.posTable(this.lognTables, p.lognSeqLength, p.pos0 + p.rows, (n) => lognTable(p.lognSeqLength, n), `logn table ${p.lognSeqLength}`)

@@ -67,6 +67,8 @@ export class Recorder {
   private firstError: Error | null = null;
   submits = 0;
   dispatches = 0;
+  /** Submit (without waiting) after this many recorded commands; 0 = never on count alone. */
+  submitEvery = 0;
 
   // ---- profiling (timestamp queries, one compute pass per dispatch) ----
   private profiling = false;
@@ -240,6 +242,7 @@ export class Recorder {
     if (this.profiling) this.endPass();
     this.commands++;
     this.dispatches++;
+    if (this.submitEvery > 0 && this.commands >= this.submitEvery) this.submit();
   }
 
   copyBuffer(src: GBuf, srcOffset: number, dst: GBuf, dstOffset: number, bytes: number): void {
