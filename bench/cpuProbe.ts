@@ -20,7 +20,15 @@ export async function cpuReadProbe(threads = cpus().length, bytes = 256 << 20, s
   const pool = await ThreadPool.create(module, [arena.memory], threads, createNodeWorker);
   try {
     const p = arena.alloc(bytes);
-    arena.u8.fill(1, p, p + bytes);
+    // distinct page contents (identical pages could be deduplicated by the host and stay cached)
+    const u32 = new Uint32Array(arena.memory.buffer, p, bytes >>> 2);
+    let x = 0x9e3779b9;
+    for (let i = 0; i < u32.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      u32[i] = x;
+    }
     const blocks = bytes / 64;
     pool.run(arena, 'readProbe', blocks, 1024, [p]); // warm-up
     let reps = 0;

@@ -12,10 +12,22 @@ import { CTRL, OP, cpuWorkerSource } from './workerSource.js';
 
 const FN_INDEX = new Map<string, number>(KERNEL_NAMES.map((n, i) => [n, i]));
 
+/** Whether this thread may block in Atomics.wait (not a browser's main thread). */
+function canBlock(): boolean {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class ThreadPool {
   private readonly ctrl: Int32Array;
   private readonly args: Float64Array;
   private readonly errors: string[] = [];
+  /** A browser main thread cannot Atomics.wait: it spins on the DONE counter instead. */
+  private readonly blocking = canBlock();
 
   private constructor(
     private readonly workers: WorkerLike[],
@@ -90,7 +102,7 @@ export class ThreadPool {
       const a = Atomics.load(c, CTRL.ACK);
       if (a >= this.workers.length) break;
       if (Date.now() > deadline) throw new BackendError('cpu workers did not acknowledge a new memory within 30 s');
-      Atomics.wait(c, CTRL.ACK, a, 1000);
+      if (this.blocking) Atomics.wait(c, CTRL.ACK, a, 1000);
     }
   }
 
@@ -135,7 +147,7 @@ export class ThreadPool {
     for (;;) {
       const d = Atomics.load(c, CTRL.DONE);
       if (d >= need) break;
-      if (++spins > 2000) Atomics.wait(c, CTRL.DONE, d, 5000);
+      if (++spins > 2000 && this.blocking) Atomics.wait(c, CTRL.DONE, d, 5000);
     }
     if (failure) throw new BackendError(`cpu kernel ${fn} failed: ${String(failure)}`, { cause: failure });
     if (Atomics.load(c, CTRL.ERR)) throw new BackendError(`cpu kernel ${fn} failed in a worker ${this.errors.at(-1) ?? ''}`);
