@@ -57,7 +57,7 @@ export async function chatCompletions(body: Record<string, unknown>, ctx: Endpoi
   const options = { ...s.options, signal: ctx.signal };
   if (tools.length > 0 && !(options.stop ?? []).includes(REACT_STOP)) options.stop = [...(options.stop ?? []), REACT_STOP];
   checkOptions(ctx, options);
-  const ids = chatPromptIds(ctx.engine, prompt);
+  const ids = chatPromptIds(ctx.engine, prompt, options.maxWindowSize);
   checkContext(ctx, ids.length, s.maxTokens);
   // model.chat strips its answer; a continued turn is kept as generated
   const strip = prompt.partial === undefined;
@@ -98,9 +98,10 @@ export async function chatCompletions(body: Record<string, unknown>, ctx: Endpoi
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
   });
   async function* events(): AsyncGenerator<unknown, void> {
+    let gen: AsyncGenerator<string, TextResult> | undefined;
     try {
       yield chunk({ role: 'assistant', content: '' }, null);
-      const gen = generateText(ctx.engine, ids, options, strip);
+      gen = generateText(ctx.engine, ids, options, strip);
       let text = '';
       let result: TextResult;
       for (;;) {
@@ -131,6 +132,8 @@ export async function chatCompletions(body: Record<string, unknown>, ctx: Endpoi
       if (isAbort(e, ctx.signal)) return;
       yield errorEvent(e);
     } finally {
+      // closed while suspended at a yield: close the generation too, or it keeps the engine locked
+      await gen?.return(undefined as unknown as TextResult).catch(() => {});
       release();
     }
   }

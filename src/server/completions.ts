@@ -64,9 +64,10 @@ export async function completions(body: Record<string, unknown>, ctx: EndpointCo
   const release = await ctx.queue.acquire(ctx.signal);
   const chunk = (text: string, finishReason: string | null) => ({ ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason }] });
   async function* events(): AsyncGenerator<unknown, void> {
+    let gen: AsyncGenerator<string, TextResult> | undefined;
     try {
       if (echo) yield chunk(echo, null);
-      const gen = generateText(ctx.engine, ids, options, false);
+      gen = generateText(ctx.engine, ids, options, false);
       for (;;) {
         const r = await gen.next();
         if (r.done) {
@@ -81,6 +82,8 @@ export async function completions(body: Record<string, unknown>, ctx: EndpointCo
       if (isAbort(e, ctx.signal)) return;
       yield errorEvent(e);
     } finally {
+      // closed while suspended at a yield: close the generation too, or it keeps the engine locked
+      await gen?.return(undefined as unknown as TextResult).catch(() => {});
       release();
     }
   }

@@ -159,10 +159,10 @@ export function createHandler(engine: Engine, opts: HandlerOptions = {}): Handle
     }
   };
 
-  return Object.assign(handler, {
-    get active() {
-      return active;
-    },
+  const h = handler as Handler;
+  // a getter: Object.assign would copy the value once
+  Object.defineProperty(h, 'active', { get: () => active });
+  return Object.assign(h, {
     stopAccepting() {
       accepting = false;
     },
@@ -172,7 +172,7 @@ export function createHandler(engine: Engine, opts: HandlerOptions = {}): Handle
     idle() {
       return active === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
     },
-  }) as Handler;
+  });
 }
 
 function methodNotAllowed(method: string, path: string): HttpError {

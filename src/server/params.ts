@@ -1,6 +1,7 @@
 /**
  * OpenAI request parameters → GenerationOptions, validated field by field (400 naming the field),
- * so nothing malformed reaches the engine. Extensions as in vLLM: top_k, min_p, repetition_penalty.
+ * so nothing malformed reaches the engine. Extensions as in vLLM: top_k, min_p, repetition_penalty;
+ * and Qwen's max_window_size (history budget of chat).
  */
 import type { GenerationOptions } from '../generate/options.js';
 import { badParam } from './errors.js';
@@ -75,6 +76,7 @@ export function samplingRequest(body: Record<string, unknown>, limits: Limits): 
   const repetitionPenalty = num(body, 'repetition_penalty', 0.01, 10);
   const presencePenalty = num(body, 'presence_penalty', -2, 2);
   const frequencyPenalty = num(body, 'frequency_penalty', -2, 2);
+  const maxWindowSize = num(body, 'max_window_size', 1, 1 << 20, true);
   const seed = num(body, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true);
   const maxTokens =
     num(body, 'max_completion_tokens', 1, limits.maxTokens, true) ?? num(body, 'max_tokens', 1, limits.maxTokens, true) ?? limits.defaultMaxTokens;
@@ -103,6 +105,7 @@ export function samplingRequest(body: Record<string, unknown>, limits: Limits): 
   if (presencePenalty !== undefined) options.presencePenalty = presencePenalty;
   if (frequencyPenalty !== undefined) options.frequencyPenalty = frequencyPenalty;
   if (seed !== undefined) options.seed = seed;
+  if (maxWindowSize !== undefined) options.maxWindowSize = maxWindowSize;
   const stop = stopStrings(body.stop);
   if (stop && stop.length > 0) options.stop = stop;
   const bias = logitBias(body.logit_bias, limits.vocabSize);
