@@ -310,7 +310,8 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
-  const gpu = await nodeGpu();
+  // Dawn quantizes timestamps to 65.536 µs by default (a fingerprinting defence): turn that off
+  const gpu = await nodeGpu({ dawnOptions: ['disable-dawn-features=timestamp_quantization'] });
   if (!gpu) throw new Error('no WebGPU (install the webgpu package and a Vulkan driver; --swiftshader for the CPU one)');
   const submitEvery = Number(opt('submit-every', '96'));
   const b = (await createWebGpuBackend(gpu, { submitEvery })) as WebGpuBackend;

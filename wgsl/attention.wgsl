@@ -144,24 +144,49 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
 
 //#if COMBINE
 @group(0) @binding(4) var<storage, read> part: array<f32>;
+var<workgroup> cw: array<f32, 1024>;
+var<workgroup> red: array<f32, 128>;
 
+// one workgroup per head: chunk weights exp(m_c − M) computed once in parallel, then each
+// thread sums its dimensions over the chunks (loads independent, unrolled by 4)
 @compute @workgroup_size(128)
 fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
   let h = wg.x;
+  let nc = min(p.nChunks, 1024u);
   var M = NEG;
-  for (var c = 0u; c < p.nChunks; c++) { M = max(M, part[(h * p.nChunks + c) * (HD + 2u)]); }
-  var L = 0.0;
-  for (var c = 0u; c < p.nChunks; c++) {
-    let pb = (h * p.nChunks + c) * (HD + 2u);
-    L += part[pb + 1u] * exp(part[pb] - M);
+  for (var c = l; c < nc; c += 128u) { M = max(M, part[(h * p.nChunks + c) * (HD + 2u)]); }
+  red[l] = M;
+  workgroupBarrier();
+  for (var k = 64u; k > 0u; k >>= 1u) {
+    if (l < k) { red[l] = max(red[l], red[l + k]); }
+    workgroupBarrier();
   }
+  M = red[0];
+  workgroupBarrier();
+  var L = 0.0;
+  for (var c = l; c < nc; c += 128u) {
+    let pb = (h * p.nChunks + c) * (HD + 2u);
+    let e = exp(part[pb] - M);
+    cw[c] = e;
+    L += part[pb + 1u] * e;
+  }
+  red[l] = L;
+  workgroupBarrier();
+  for (var k = 64u; k > 0u; k >>= 1u) {
+    if (l < k) { red[l] += red[l + k]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / red[0];
   for (var d = l; d < HD; d += 128u) {
-    var acc = 0.0;
-    for (var c = 0u; c < p.nChunks; c++) {
-      let pb = (h * p.nChunks + c) * (HD + 2u);
-      acc += part[pb + 2u + d] * exp(part[pb] - M);
+    var a = vec4f(0.0);
+    var c = 0u;
+    for (; c + 3u < nc; c += 4u) {
+      let pb = (h * p.nChunks + c) * (HD + 2u) + 2u + d;
+      let v = vec4f(part[pb], part[pb + (HD + 2u)], part[pb + 2u * (HD + 2u)], part[pb + 3u * (HD + 2u)]);
+      a += v * vec4f(cw[c], cw[c + 1u], cw[c + 2u], cw[c + 3u]);
     }
-    o[h * HD + d] = acc / L;
+    for (; c < nc; c++) { a.x += part[(h * p.nChunks + c) * (HD + 2u) + 2u + d] * cw[c]; }
+    o[h * HD + d] = ((a.x + a.y) + (a.z + a.w)) * inv;
   }
 }
 //#endif

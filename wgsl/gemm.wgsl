@@ -49,12 +49,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
       let r = k0 / 8u + rr;
       var vals = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
       if (n < p.nChunk && r < p.R) {
-        let tile = n >> 5u;
-        let cc = n & 31u;
-        let word = w[(tile * p.R + r) * 32u + cc];
-        let sb = (tile * p.G + rowGroup[r]) * 20u;
+        let tile = n >> 4u;
+        let cc = n & 15u;
+        let word = w[(tile * p.R + r) * 16u + cc];
+        let sb = (tile * p.G + rowGroup[r]) * 10u;
         let s = unpack2x16float(sz[sb + (cc >> 1u)])[cc & 1u];
-        let zero = f32(((sz[sb + 16u + (cc >> 3u)] >> (4u * (cc & 7u))) & 15u) + 1u);
+        let zero = f32(((sz[sb + 8u + (cc >> 3u)] >> (4u * (cc & 7u))) & 15u) + 1u);
         for (var j = 0u; j < 8u; j++) { vals[j] = s * (f32((word >> (4u * j)) & 15u) - zero); }
       }
       for (var j = 0u; j < 8u; j++) { ws[rr * 8u + j][c] = vals[j]; }

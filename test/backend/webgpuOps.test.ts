@@ -230,7 +230,7 @@ describe('webgpu: matmul', () => {
     ['sym, group 128', 256, 72, 128, { sym: true }],
     ['asym, group 64, N not a multiple of 32', 192, 40, 64, {}],
     ['desc_act, asym', 256, 48, 64, { descAct: true }],
-    ['long K: four rows per step', 1152, 40, 128, {}],
+    ['long K: four rows per step', 2304, 40, 128, {}],
   ];
   for (const [what, inF, outF, gs, opt] of gcases) {
     for (const rows of [1, 3, 70]) {
@@ -248,8 +248,8 @@ describe('webgpu: matmul', () => {
         // f32 accumulation of K products (reference: f64)
         const tol = 1e-5 * Math.sqrt(inF / 256);
         expect(relErr(await run(gpu), want)).toBeLessThan(tol);
-        // the 4 KiB cap splits every matrix whose 32-column tiles (K/8 × 128 bytes) fit in it
-        if ((inF / 8) * 128 <= 4096) expect(relErr(await run(split), want)).toBeLessThan(tol);
+        // the 4 KiB cap splits every matrix whose 16-column tiles (K/8 × 64 bytes) fit in it
+        if ((inF / 8) * 64 <= 4096) expect(relErr(await run(split), want)).toBeLessThan(tol);
       });
     }
   }
@@ -290,6 +290,23 @@ describe('webgpu: matmul', () => {
         expect(relErr(await gpu.read(o1, 0, 64), y.subarray(r * 64, (r + 1) * 64))).toBeLessThan(1e-5);
       }
     });
+  });
+
+  it('GPTQ with unequal groups (24 and 40 input rows): the row-group table path', async () => {
+    const c = makeGptq(64, 24, 32, 9, {});
+    const gIdx = new Int32Array(64);
+    for (let k = 0; k < 64; k++) gIdx[k] = (k * 37) % 64 < 24 ? 0 : 1;
+    const src = gptqSource({ ...c, gIdx });
+    for (const rows of [1, 2]) {
+      const x = randoms(rows * 64, 30 + rows, 1);
+      const run = async (b: Backend) => {
+        const l = await b.uploadLinear(src, at);
+        const o = b.alloc(rows * 24, at);
+        b.matmul(o, put(b, x), l, rows);
+        return b.read(o, 0, rows * 24);
+      };
+      expect(relErr(await run(gpu), await run(ref))).toBeLessThan(1e-5);
+    }
   });
 
   it('rejects g_idx whose groups are not multiples of 8 rows', async () => {

@@ -96,6 +96,7 @@ class WGptq implements Linear {
     readonly G: number,
     readonly chunks: GptqChunk[],
     readonly rowGroup: GBuf,
+    readonly rowsPerGroup: number,
     readonly perm: GBuf | undefined,
     readonly bias: GBuf | undefined,
   ) {}
@@ -336,7 +337,7 @@ export class WebGpuBackend implements Backend {
     }
     const bias = await this.uploadBias(src.bias, N, name);
     const bytes = src.qweight.byteLength + src.qzeros.byteLength + src.scales.byteLength;
-    return new WGptq(K, N, bytes, R, packed.G, chunks, rowGroup, perm, bias);
+    return new WGptq(K, N, bytes, R, packed.G, chunks, rowGroup, packed.rowsPerGroup, perm, bias);
   }
 
   async uploadEmbedding(src: TensorSource, _at: Placement): Promise<Embedding> {
@@ -550,7 +551,7 @@ export class WebGpuBackend implements Backend {
         for (const c of w.chunks) {
           this.rec.dispatch(
             kern,
-            [w.R, w.G, N, c.tile0, hasBias, 0, 0, 0],
+            [w.R, w.G, N, c.tile0, hasBias, 0, w.rowsPerGroup, 0],
             { 1: { buf: o.g }, 2: { buf: c.qw }, 3: { buf: c.sz }, 4: { buf: w.rowGroup }, 5: { buf: xi }, 6: { buf: biasBuf } },
             [c.tiles],
             [],
@@ -676,6 +677,7 @@ export class WebGpuBackend implements Backend {
     const base = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg } };
     if (p.rows === 1) {
       const nChunks = Math.ceil(p.kvLen / ATT_CHUNK);
+      if (nChunks > 1024) throw new ArgumentError(`attention: kvLen ${p.kvLen} exceeds ${1024 * ATT_CHUNK} slots on WebGPU`);
       const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
       const k1 = this.k({ file: 'attention', entry: 'decode_part', defines: ['PART', kvDef], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds } });

@@ -5,9 +5,9 @@
 import { CheckpointError } from '../../errors.js';
 
 /** Output columns per GPTQ tile (see wgsl/gemv_int4.wgsl). */
-export const TILE = 32;
-/** u32 words of scales + zeros per (tile, group). */
-export const SZ_WORDS = 20;
+export const TILE = 16;
+/** u32 words of scales + zeros per (tile, group): TILE/2 f16 pairs + TILE/8 words of zero nibbles. */
+export const SZ_WORDS = TILE / 2 + TILE / 8;
 
 export interface GptqPacked {
   /** K/8 word rows. */
@@ -23,6 +23,8 @@ export interface GptqPacked {
   rowGroup: Uint32Array;
   /** [K] original input index of sorted row k, when desc_act reorders rows */
   perm?: Uint32Array;
+  /** word rows per group when rowGroup[r] = floor(r / rowsPerGroup) for every r, else 0 */
+  rowsPerGroup: number;
 }
 
 /**
@@ -102,11 +104,13 @@ export function packGptq(
         const s = scales[g * N + c];
         sz[base + (cc >> 1)] |= s << (16 * (cc & 1));
         const z = (qzeros[g * (N >> 3) + (c >> 3)] >>> (4 * (c & 7))) & 15;
-        sz[base + 16 + (cc >> 3)] |= z << (4 * (cc & 7));
+        sz[base + TILE / 2 + (cc >> 3)] |= z << (4 * (cc & 7));
       }
     }
   }
-  return { R, G, tiles, qw, sz, rowGroup, perm: order };
+  let rowsPerGroup = groupSize / 8;
+  for (let r = 0; r < R && rowsPerGroup; r++) if (rowGroup[r] !== Math.floor(r / rowsPerGroup)) rowsPerGroup = 0;
+  return { R, G, tiles, qw, sz, rowGroup, perm: order, rowsPerGroup };
 }
 
 /** u32 words per row of a dense matrix: rows padded so every row is a whole number of vec4<u32>. */
