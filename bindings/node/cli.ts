@@ -215,9 +215,15 @@ async function cmdBench(args: string[]) {
   }
 }
 
+/** `qwen-rt serve`: the OpenAI-compatible server (bindings/node/server.ts). */
+async function cmdServe(args: string[]) {
+  const { serveCommand } = await import('./server.js');
+  await serveCommand(args);
+}
+
 async function main() {
   const [cmd, ...rest] = argv.slice(2);
-  const commands: Record<string, (a: string[]) => Promise<void>> = { chat: cmdChat, tokenize: cmdTokenize, logits: cmdLogits, bench: cmdBench };
+  const commands: Record<string, (a: string[]) => Promise<void>> = { chat: cmdChat, tokenize: cmdTokenize, logits: cmdLogits, bench: cmdBench, serve: cmdServe };
   if (!cmd || cmd === '--help' || cmd === '-h' || !commands[cmd]) {
     (cmd && cmd !== '--help' && cmd !== '-h' ? stderr : stdout).write(USAGE + '\n');
     exit(cmd && cmd !== '--help' && cmd !== '-h' ? 2 : 0);
