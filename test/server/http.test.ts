@@ -170,6 +170,57 @@ describe('access', () => {
   });
 });
 
+describe('disconnects', () => {
+  const waitFor = async (cond: () => boolean) => {
+    for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    return cond();
+  };
+
+  it('a client that goes away aborts its non-streaming generation', async () => {
+    const long = new ScriptedEngine(['word '.repeat(5000)]);
+    const s = await serve(long, { port: 0 });
+    try {
+      const ac = new AbortController();
+      const req = fetch(`${s.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: user, max_tokens: 4096 }), signal: ac.signal }).catch(
+        (e) => e,
+      );
+      expect(await waitFor(() => long.calls.length === 1)).toBe(true);
+      ac.abort();
+      await req;
+      expect(await waitFor(() => s.handler.active === 0)).toBe(true);
+      expect(long.calls[0].options.signal!.aborted).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a waiting request whose client goes away leaves the queue', async () => {
+    const long = new ScriptedEngine(['word '.repeat(5000), 'second']);
+    const s = await serve(long, { port: 0, maxQueue: 1 });
+    try {
+      const first = new AbortController();
+      const a = fetch(`${s.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: user, max_tokens: 4096, stream: true }), signal: first.signal })
+        .then((r) => r.text())
+        .catch((e) => e);
+      expect(await waitFor(() => long.calls.length === 1)).toBe(true);
+      const second = new AbortController();
+      const b = fetch(`${s.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: user }), signal: second.signal }).catch((e) => e);
+      const queued = async () => (await (await fetch(`${s.url}/health`)).json()).queued;
+      for (let i = 0; i < 100 && (await queued()) === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(await queued()).toBe(1);
+      second.abort();
+      await b;
+      for (let i = 0; i < 100 && (await queued()) === 1; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(await queued()).toBe(0);
+      expect(long.calls).toHaveLength(1); // the second never reached the engine
+      first.abort();
+      await a;
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('shutdown', () => {
   it('close() lets a running request finish, refuses new ones, then stops listening', async () => {
     const slow = new ScriptedEngine(['one two three four five six seven eight nine ten']);
