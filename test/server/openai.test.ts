@@ -9,6 +9,8 @@ import OpenAI from 'openai';
 import { loadModel, type QwenModel } from '../../bindings/node/index.js';
 import { serve, type RunningServer } from '../../bindings/node/server.js';
 import { golden, modelDir } from '../support/fixtures.js';
+import { buildReactInstruction, parseReactAnswer, reactQuestion } from '../../src/chat/react.js';
+import { makeContext } from '../../src/chat/makeContext.js';
 
 const M = 'qwen-tiny-int4';
 let model: QwenModel;
@@ -163,7 +165,7 @@ describe('chat completions', () => {
     });
     // the continuation equals generating after the partial turn's tokens
     const t = model.tokenizer;
-    const ctx = [...(await import('../../src/chat/makeContext.js')).makeContext(t, query).contextTokens, ...t.encode('Sure')];
+    const ctx = [...makeContext(t, query).contextTokens, ...t.encode('Sure')];
     const ids: number[] = [];
     for await (const id of model.generate(ctx, { doSample: false, maxNewTokens: 6, logitBias: endBan })) ids.push(id);
     expect(r.choices[0].message.content).toBe(t.decode(ids));
@@ -208,6 +210,22 @@ describe('chat completions', () => {
     } finally {
       await small.close();
     }
+  });
+});
+
+describe('tools on the real model', () => {
+  it('the ReAct prompt and parse give what model.chat gives for the same prompt', async () => {
+    const tools: OpenAI.Chat.ChatCompletionTool[] = [
+      { type: 'function', function: { name: 'get_weather', description: 'Weather of a city.', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },
+    ];
+    const q = 'Weather in Paris?';
+    const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: q }], tools, temperature: 0, max_tokens: 16 });
+    const query = reactQuestion(buildReactInstruction([(tools[0] as OpenAI.Chat.ChatCompletionFunctionTool).function as never]), q);
+    const want = await model.chat(query, { doSample: false, maxNewTokens: 16, stop: ['Observation:'] });
+    const parsed = parseReactAnswer(want.response, { toolNames: ['get_weather'] });
+    expect(r.usage!.prompt_tokens).toBe(makeContext(model.tokenizer, query).contextTokens.length);
+    expect(r.choices[0].message.content).toBe(parsed.content);
+    expect(r.choices[0].message.tool_calls ?? []).toHaveLength(parsed.toolCalls.length);
   });
 });
 
