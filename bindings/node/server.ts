@@ -112,9 +112,11 @@ export async function serve(engine: Engine, opts: ServeOptions = {}): Promise<Ru
   const server = createServer(nodeListener(handler));
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' || e.code === 'EACCES' ? new ArgumentError(`serve: cannot listen on ${host}:${port} (${e.code})`) : e),
+    );
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });

@@ -162,10 +162,12 @@ describe('access', () => {
     }
   });
 
-  it('binds 127.0.0.1 by default', async () => {
+  it('binds 127.0.0.1 by default; a busy port is a clear error', async () => {
     const s = await serve(engine, { port: 0 });
     expect(s.host).toBe('127.0.0.1');
     expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    await expect(serve(engine, { port: s.port })).rejects.toThrow(/EADDRINUSE/);
+    await expect(serve(engine, { port: 70000 })).rejects.toThrow(/port/);
     await s.close();
   });
 });
