@@ -12,6 +12,7 @@
  *  - the answer is parsed back into a tool call or plain content — malformed output is content,
  *    parsing never throws.
  */
+import { pyStrip, WhitespaceTrimmer } from '../generate/text.js';
 
 /** One callable function, as OpenAI's `tools[].function` (or legacy `functions[]`) describes it. */
 export interface FunctionSpec {
@@ -37,6 +38,11 @@ export interface ParsedAnswer {
   content: string | null;
   toolCalls: ToolCall[];
 }
+
+const ACTION = '\nAction:';
+const ACTION_INPUT = '\nAction Input:';
+const OBSERVATION = '\nObservation:';
+const FINAL = '\nFinal Answer:';
 
 /** The stop string while a tool call may be pending. */
 export const REACT_STOP = 'Observation:';
@@ -143,27 +149,34 @@ function normaliseArguments(raw: string): string | undefined {
 
 /**
  * Parses a model answer given in the ReAct format (parse_response of openai_api.py, made a little
- * more tolerant: "Action:" may open the answer). A tool call needs a non-empty name (one of
- * `toolNames` when given) and arguments that are a JSON object; anything else is content, with
- * the text after the last "Final Answer:" when there is one.
+ * more tolerant, and decidable on a stream): whichever of "Action:" and "Final Answer:" comes
+ * first decides. A tool call needs a non-empty name (one of `toolNames` when given) and
+ * arguments that are a JSON object; anything else is content — the text after the first "Final
+ * Answer:" when that came first, else after the last one, else the whole text (stripped).
  */
 export function parseReactAnswer(text: string, opts: { toolNames?: Iterable<string>; makeId?: () => string } = {}): ParsedAnswer {
   const s = typeof text === 'string' ? text : String(text ?? '');
   const known = opts.toolNames ? new Set(opts.toolNames) : undefined;
-  // a leading newline lets "Action:" at the very start match like one after a thought
+  // a leading newline lets a label at the very start match like one after a thought
   const t = '\n' + s;
-  const i = t.indexOf('\nAction:');
-  const j = i >= 0 ? t.indexOf('\nAction Input:', i + 1) : -1;
+  const i = t.indexOf(ACTION);
+  const f = t.indexOf(FINAL);
+  if (f >= 0 && (i < 0 || f < i)) return { content: pyStrip(t.slice(f + FINAL.length)), toolCalls: [] };
+  const j = i >= 0 ? t.indexOf(ACTION_INPUT, i + 1) : -1;
   if (i >= 0 && j > i) {
-    let k = t.indexOf('\nObservation:', j);
-    if (k < 0) k = t.length; // the stop string was cut off
-    const name = t.slice(i + '\nAction:'.length, j).trim();
-    const args = normaliseArguments(t.slice(j + '\nAction Input:'.length, k));
+    // the arguments end at the next label (the stop string "Observation:" is usually cut off)
+    let k = t.length;
+    for (const label of [OBSERVATION, '\nThought:', FINAL]) {
+      const at = t.indexOf(label, j);
+      if (at >= 0 && at < k) k = at;
+    }
+    const name = t.slice(i + ACTION.length, j).trim();
+    const args = normaliseArguments(t.slice(j + ACTION_INPUT.length, k));
     if (name && args !== undefined && (!known || known.has(name))) {
       let thought = t.slice(0, i);
       const at = thought.indexOf('Thought:');
       if (at >= 0) thought = thought.slice(at + 'Thought:'.length);
-      thought = thought.trim();
+      thought = pyStrip(thought);
       return {
         content: thought || null,
         toolCalls: [{ id: (opts.makeId ?? newToolCallId)(), type: 'function', function: { name, arguments: args } }],
@@ -173,10 +186,56 @@ export function parseReactAnswer(text: string, opts: { toolNames?: Iterable<stri
   return { content: finalAnswer(s), toolCalls: [] };
 }
 
-/** The text after the last "Final Answer:" (the whole text, trimmed, when there is none). */
+/** The text after the last "Final Answer:" (the whole text when there is none), stripped. */
 export function finalAnswer(text: string): string {
   const t = '\n' + text;
-  const z = t.lastIndexOf('\nFinal Answer:');
-  if (z < 0) return text.trim();
-  return t.slice(z + '\nFinal Answer:'.length).trim();
+  const z = t.lastIndexOf(FINAL);
+  return pyStrip(z < 0 ? text : t.slice(z + FINAL.length));
+}
+
+/**
+ * parseReactAnswer on a stream: once "Final Answer:" shows up before any "Action:", the answer
+ * is streamed as it comes; otherwise the text is held and parsed at the end. The concatenation of
+ * push() results and finish().rest is always parseReactAnswer(all text).content.
+ */
+export class ReactAnswerStream {
+  private text = '';
+  private mode: 'undecided' | 'answer' | 'held' = 'undecided';
+  private trimmer = new WhitespaceTrimmer();
+  private emitted = '';
+
+  constructor(private readonly opts: { toolNames?: Iterable<string>; makeId?: () => string } = {}) {}
+
+  /** Adds generated text; returns the content that can be shown now. */
+  push(delta: string): string {
+    const before = this.text.length;
+    this.text += delta;
+    if (this.mode === 'undecided') {
+      const t = '\n' + this.text;
+      const i = t.indexOf(ACTION);
+      const f = t.indexOf(FINAL);
+      if (i >= 0 && (f < 0 || i < f)) this.mode = 'held';
+      else if (f >= 0) {
+        this.mode = 'answer';
+        return this.emit(t.slice(f + FINAL.length));
+      }
+      return '';
+    }
+    return this.mode === 'answer' ? this.emit(this.text.slice(before)) : '';
+  }
+
+  /** The whole answer, and the part of its content not yet returned by push(). */
+  finish(): ParsedAnswer & { rest: string } {
+    const parsed = parseReactAnswer(this.text, this.opts);
+    const content = parsed.content ?? '';
+    // streamed content is always a prefix of the parsed content (same rule, same strip)
+    const rest = content.startsWith(this.emitted) ? content.slice(this.emitted.length) : '';
+    return { ...parsed, rest };
+  }
+
+  private emit(text: string): string {
+    const out = this.trimmer.push(text);
+    this.emitted += out;
+    return out;
+  }
 }

@@ -1,5 +1,5 @@
 /** POST /v1/chat/completions: OpenAI chat completions (streaming and not) with ReAct tool calls. */
-import { parseReactAnswer, REACT_STOP, type FunctionSpec, type ToolCall } from '../chat/react.js';
+import { parseReactAnswer, ReactAnswerStream, REACT_STOP, type FunctionSpec, type ToolCall } from '../chat/react.js';
 import { chatPromptIds, generateText, type TextResult } from './engine.js';
 import { checkContext, checkOptions, newId, nowSeconds, withEngine, type EndpointContext } from './context.js';
 import { badParam, errorEvent } from './errors.js';
@@ -30,9 +30,14 @@ interface Answer {
   finishReason: 'stop' | 'length' | 'tool_calls';
 }
 
+const toolNames = (tools: FunctionSpec[]) => tools.map((t) => t.name_for_model ?? t.name);
+
 function answerOf(text: string, react: boolean, tools: FunctionSpec[], r: TextResult): Answer {
   if (!react) return { content: text, toolCalls: [], finishReason: r.finishReason };
-  const parsed = parseReactAnswer(text, { toolNames: tools.map((t) => t.name_for_model ?? t.name) });
+  return withParsed(parseReactAnswer(text, { toolNames: toolNames(tools) }), r);
+}
+
+function withParsed(parsed: { content: string | null; toolCalls: ToolCall[] }, r: TextResult): Answer {
   return {
     content: parsed.content,
     toolCalls: parsed.toolCalls,
@@ -102,7 +107,8 @@ export async function chatCompletions(body: Record<string, unknown>, ctx: Endpoi
     try {
       yield chunk({ role: 'assistant', content: '' }, null);
       gen = generateText(ctx.engine, ids, options, strip);
-      let text = '';
+      // with tools, a final answer streams once "Final Answer:" shows; a tool call comes whole
+      const react = prompt.react ? new ReactAnswerStream({ toolNames: toolNames(tools) }) : undefined;
       let result: TextResult;
       for (;;) {
         const r = await gen.next();
@@ -110,20 +116,21 @@ export async function chatCompletions(body: Record<string, unknown>, ctx: Endpoi
           result = r.value;
           break;
         }
-        // with tools the answer is only known once complete (tool call or final answer)
-        if (prompt.react) text += r.value;
-        else yield chunk({ content: r.value }, null);
+        const d = react ? react.push(r.value) : r.value;
+        if (d) yield chunk({ content: d }, null);
       }
       release();
-      const a = answerOf(text, prompt.react, tools, result);
-      if (prompt.react) {
+      let a: Answer = { content: null, toolCalls: [], finishReason: result.finishReason };
+      if (react) {
+        const end = react.finish();
+        a = withParsed(end, result);
         if (a.toolCalls.length > 0 && !legacy) {
-          if (a.content) yield chunk({ content: a.content }, null);
+          if (end.rest) yield chunk({ content: end.rest }, null);
           yield chunk({ tool_calls: a.toolCalls.map((c, index) => ({ index, ...c })) }, null);
         } else if (a.toolCalls.length > 0) {
-          yield chunk({ content: a.content, function_call: a.toolCalls[0].function }, null);
-        } else if (a.content) {
-          yield chunk({ content: a.content }, null);
+          yield chunk({ content: end.rest || null, function_call: a.toolCalls[0].function }, null);
+        } else if (end.rest) {
+          yield chunk({ content: end.rest }, null);
         }
       }
       yield chunk({}, finish(a));

@@ -9,6 +9,7 @@ import {
   finalAnswer,
   parseReactAnswer,
   pyJsonDumps,
+  ReactAnswerStream,
   reactQuestion,
   renderFinalAnswer,
   renderObservation,
@@ -119,6 +120,16 @@ describe('parseReactAnswer', () => {
     expect(finalAnswer('a\nFinal Answer: 1\nFinal Answer: 2')).toBe('2');
   });
 
+  it('whichever of Action and Final Answer comes first decides', () => {
+    expect(parseReactAnswer('Final Answer: done\nAction: search\nAction Input: {}', { makeId: ids })).toEqual({
+      content: 'done\nAction: search\nAction Input: {}',
+      toolCalls: [],
+    });
+    expect(parseReactAnswer('Final Answer: a\nFinal Answer: b')).toEqual({ content: 'a\nFinal Answer: b', toolCalls: [] });
+    const r = parseReactAnswer('Thought: t\nAction: search\nAction Input: {"q": 1}\nFinal Answer: no', { makeId: ids });
+    expect(r.toolCalls[0].function).toEqual({ name: 'search', arguments: '{"q": 1}' });
+  });
+
   it('turns malformed output into content', () => {
     const cases = [
       'Thought: x\nAction: get_weather', // no Action Input
@@ -148,5 +159,51 @@ describe('parseReactAnswer', () => {
       }),
     );
     expect(() => parseReactAnswer(undefined as unknown as string)).not.toThrow();
+  });
+});
+
+describe('ReactAnswerStream', () => {
+  const ids = () => 'call_x';
+  const run = (text: string, cuts: number[]) => {
+    const st = new ReactAnswerStream({ toolNames: ['x', 'search'], makeId: ids });
+    const pieces: string[] = [];
+    let at = 0;
+    for (const c of [...cuts.filter((c) => c > 0 && c < text.length).sort((a, b) => a - b), text.length]) {
+      pieces.push(st.push(text.slice(at, c)));
+      at = c;
+    }
+    const end = st.finish();
+    return { pieces, end };
+  };
+
+  it('streams a final answer as it comes', () => {
+    const text = ' I now know the final answer.\nFinal Answer: It is  sunny in Paris.  ';
+    const { pieces, end } = run(text, Array.from({ length: text.length }, (_, i) => i));
+    const shown = pieces.join('');
+    expect(shown + end.rest).toBe('It is  sunny in Paris.');
+    expect(shown.length).toBeGreaterThan(15); // most of it before the end
+    expect(end.toolCalls).toEqual([]);
+  });
+
+  it('holds a tool call until the end', () => {
+    const text = 'Thought: look\nAction: search\nAction Input: {"q": "Final Answer: no"}';
+    const { pieces, end } = run(text, [3, 10, 20, 30, 40]);
+    expect(pieces.join('')).toBe('');
+    expect(end.rest).toBe('look');
+    expect(end.toolCalls[0].function).toEqual({ name: 'search', arguments: '{"q": "Final Answer: no"}' });
+  });
+
+  it('always ends with what parseReactAnswer gives for the whole text', () => {
+    const pieces = fc.constantFrom('Thought: ', 'Action: ', 'search', 'x', '\nAction Input: ', '{"a": 1}', '\nFinal Answer:', '\n', ' ', '\t', 'word', 'é', '{');
+    fc.assert(
+      fc.property(fc.array(fc.oneof(pieces, fc.string({ maxLength: 5 })), { maxLength: 14 }), fc.array(fc.nat(80), { maxLength: 8 }), (parts, cuts) => {
+        const text = parts.join('');
+        const { pieces: shown, end } = run(text, cuts);
+        const want = parseReactAnswer(text, { toolNames: ['x', 'search'], makeId: ids });
+        expect(shown.join('') + end.rest).toBe(want.content ?? '');
+        expect(end.toolCalls).toEqual(want.toolCalls);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

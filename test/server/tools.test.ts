@@ -122,6 +122,25 @@ describe('tool calls', () => {
     expect(deltas.map((d) => d?.content ?? '').join('')).toBe('I should look up the weather.');
   });
 
+  it('streams a final answer as it is generated', async () => {
+    const answer = ' I now know the final answer.\nFinal Answer: It is 21 °C and sunny in Paris, with a light breeze.';
+    const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
+      { role: 'user', content: question },
+      { role: 'assistant', content: '', tool_calls: [{ id: 'c', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'c', content: '21' },
+    ];
+    engine.push(answer);
+    const whole = await client.chat.completions.create({ model: 'qwen', messages, tools });
+    engine.push(answer);
+    const chunks: OpenAI.Chat.ChatCompletionChunk[] = [];
+    for await (const ch of await client.chat.completions.create({ model: 'qwen', messages, tools, stream: true })) chunks.push(ch);
+    const contents = chunks.map((c) => c.choices[0]?.delta.content ?? '').filter((c) => c);
+    expect(contents.join('')).toBe(whole.choices[0].message.content);
+    expect(contents.join('')).toBe('It is 21 °C and sunny in Paris, with a light breeze.');
+    expect(contents.length).toBeGreaterThan(5);
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('stop');
+  });
+
   it('malformed or unknown calls come back as content', async () => {
     for (const text of ['Thought: hmm\nAction: get_weather\nAction Input: {city: Paris', 'Thought: x\nAction: delete_everything\nAction Input: {}', 'No format at all.']) {
       engine.push(text);
