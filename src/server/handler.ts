@@ -6,6 +6,7 @@
  * Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/:id], GET /health.
  * Bad input of any kind is a 4xx with an OpenAI-style error body, never a 500.
  */
+import { ArgumentError } from '../errors.js';
 import { chatCompletions } from './chatCompletions.js';
 import { completions } from './completions.js';
 import type { EndpointContext } from './context.js';
@@ -49,7 +50,7 @@ export function createHandler(engine: Engine, opts: HandlerOptions = {}): Handle
   const maxTokens = opts.maxTokens ?? 4096;
   const modelId = opts.modelId ?? 'qwen';
   for (const [k, v] of Object.entries({ maxQueue, maxBodyBytes, maxTokens })) {
-    if (!Number.isInteger(v) || v < (k === 'maxQueue' ? 0 : 1)) throw new HttpError(500, `createHandler: ${k} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < (k === 'maxQueue' ? 0 : 1)) throw new ArgumentError(`createHandler: ${k} must be an integer ≥ ${k === 'maxQueue' ? 0 : 1}, got ${v}`);
   }
   const queue = new RequestQueue(maxQueue);
   const shutdown = new AbortController();
