@@ -5,7 +5,7 @@
  * where the adapter has them. Prints JSON lines, then a table.
  *
  *   node dist/bench/gpu.js [--quick] [--layers N] [--ctx 1,2048] [--reps N] [--kv f32|int8]
- *                          [--submit-every N] [--skip-kernels] [--swiftshader]
+ *                          [--submit-every N] [--skip-kernels] [--swiftshader] [--dawn TOGGLES]
  *
  * --quick uses small shapes (for SwiftShader smoke runs). Weights are random (the kernels' speed
  * does not depend on values); nothing here checks numerics (see test/backend/webgpu*.test.ts).
@@ -166,6 +166,21 @@ async function probe(b: WebGpuBackend, bytes: number): Promise<void> {
   qs?.destroy();
 }
 
+/** Keeps the GPU busy for `ms` so that clocks leave their idle state before anything is timed. */
+async function warmUp(b: WebGpuBackend, ms: number): Promise<void> {
+  const at = { layer: 0 };
+  const l = await b.uploadLinear(gptqSource('warm-up', 5120, 5120), at);
+  const x = b.alloc(5120, at);
+  const y = b.alloc(5120, at);
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    for (let i = 0; i < 50; i++) b.matmul(y, x, l, 1);
+    await b.flush();
+  }
+  b.free(x);
+  b.free(y);
+}
+
 // ---------------------------------------------------------------- GEMV through the backend
 
 async function gemv(b: WebGpuBackend, label: string, src: LinearSource): Promise<Linear> {
@@ -269,7 +284,7 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
   };
   for (const ctx of ctxs) {
     const pos = Math.max(0, ctx - 1);
-    await step(pos); // warm-up: pipelines, bind groups
+    for (let i = 0; i < 3; i++) await step(pos); // warm-up: pipelines, bind groups, JIT
     const d0 = b.rec.dispatches;
     const t0 = performance.now();
     let encodeMs = 0;
@@ -311,7 +326,10 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
 
 async function main(): Promise<void> {
   // Dawn quantizes timestamps to 65.536 µs by default (a fingerprinting defence): turn that off
-  const gpu = await nodeGpu({ dawnOptions: ['disable-dawn-features=timestamp_quantization'] });
+  const dawnOptions = ['disable-dawn-features=timestamp_quantization'];
+  // e.g. --dawn enable-dawn-features=skip_validation,disable_robustness
+  if (opt('dawn', '')) dawnOptions.push(opt('dawn', ''));
+  const gpu = await nodeGpu({ dawnOptions });
   if (!gpu) throw new Error('no WebGPU (install the webgpu package and a Vulkan driver; --swiftshader for the CPU one)');
   const submitEvery = Number(opt('submit-every', '96'));
   const b = (await createWebGpuBackend(gpu, { submitEvery })) as WebGpuBackend;
@@ -320,6 +338,7 @@ async function main(): Promise<void> {
   const shape: Shape = quick ? { hidden: 256, heads: 2, headDim: 128, mlp: 512, vocab: 4096, layers: 2 } : s14;
   const H = shape.hidden;
   const I = shape.mlp;
+  await warmUp(b, quick ? 200 : 3000);
   if (!flag('skip-kernels')) await kernels(b, shape);
   const ctxs = opt('ctx', quick ? '1,300' : '1,2048').split(',').map(Number);
   await decodeStep(b, shape, ctxs, opt('kv', 'f32') as 'f32' | 'int8', quick ? 1 : 3);

@@ -121,6 +121,27 @@ describe('webgpu: activations and element-wise ops', () => {
     expect(relErr(await run(gpu, true), want)).toBeLessThan(2e-6);
   });
 
+  it('residual add followed by rmsNorm of the same rows (fused on the GPU) updates x and normalises it', async () => {
+    for (const [rows, cols] of [[1, 5120], [3, 131]]) {
+      const w = floatTensor('ln.weight', 'F16', [cols], randoms(cols, 42, 1)).src;
+      const x = randoms(rows * cols, 43, 3);
+      const y = randoms(rows * cols, 44, 3);
+      const run = async (b: Backend) => {
+        const v = await b.uploadVector(w, at);
+        const xb = put(b, x);
+        const yb = put(b, y);
+        const o = b.alloc(rows * cols, at);
+        b.add(xb, yb, rows * cols);
+        b.rmsNorm(o, xb, v, rows, 1e-6);
+        const both = new Float32Array(2 * rows * cols);
+        both.set(await b.read(o, 0, rows * cols));
+        both.set(await b.read(xb, 0, rows * cols), rows * cols);
+        return both;
+      };
+      expect(relErr(await run(gpu), await run(ref))).toBeLessThan(2e-6);
+    }
+  });
+
   it('rmsNorm one row of width 5120 (vec4 loads, one large workgroup) and 4 rows of 132', async () => {
     for (const [rows, cols] of [[1, 5120], [4, 132]]) {
       const w = floatTensor('ln.weight', 'F16', [cols], randoms(cols, 40, 1)).src;

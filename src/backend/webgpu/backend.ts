@@ -154,6 +154,8 @@ export class WebGpuBackend implements Backend {
   private lognTables = new Map<number, PosTable>();
   private owned = new Set<GBuf>();
   private disposed = false;
+  /** A residual add held back so that a following rmsNorm of the same rows can fuse it. */
+  private pendingAdd: { x: GBuf; y: GBuf; n: number } | null = null;
 
   constructor(
     readonly device: GPUDevice,
@@ -199,7 +201,17 @@ export class WebGpuBackend implements Backend {
     this.rec.release(g);
   }
 
+  /** Records the held-back add, if any (every op but rmsNorm calls this first). */
+  private settle(): void {
+    const a = this.pendingAdd;
+    if (!a) return;
+    this.pendingAdd = null;
+    if (a.x === a.y) this.ew('add_self', ['SELF'], a.n, [0, 0], { 1: { buf: a.x } });
+    else this.ew('add', [], a.n, [0, 0], { 1: { buf: a.x }, 2: { buf: a.y } });
+  }
+
   private upload(g: GBuf, data: ArrayBufferView, offset = 0): void {
+    this.settle();
     if (this.rec.hasPending) this.rec.submit();
     this.device.queue.writeBuffer(g.buffer, offset, data.buffer, data.byteOffset, data.byteLength);
   }
@@ -363,6 +375,7 @@ export class WebGpuBackend implements Backend {
   }
 
   free(buf: Buf): void {
+    this.settle();
     this.drop((buf as WBuf).g, 'act');
   }
 
@@ -373,6 +386,7 @@ export class WebGpuBackend implements Backend {
   }
 
   async read(buf: Buf, offset: number, length: number): Promise<Float32Array> {
+    this.settle();
     const b = buf as WBuf;
     if (offset < 0 || offset + length > b.length) throw new ArgumentError(`read: [${offset}, ${offset + length}) exceeds the buffer (${b.length})`);
     return new Float32Array(await this.rec.readBytes(b.g, 4 * offset, 4 * length));
@@ -387,6 +401,7 @@ export class WebGpuBackend implements Backend {
   }
 
   copy(dst: Buf, dstOffset: number, src: Buf, srcOffset: number, length: number): void {
+    this.settle();
     const d = dst as WBuf;
     const s = src as WBuf;
     if (length <= 0) return;
@@ -423,6 +438,7 @@ export class WebGpuBackend implements Backend {
   }
 
   kvFree(kv: KVStore): void {
+    this.settle();
     const s = kv as WKV;
     for (const g of [s.k, s.v, s.km, s.vm]) this.drop(g, 'kv');
   }
@@ -432,6 +448,7 @@ export class WebGpuBackend implements Backend {
   }
 
   kvWrite(kv: KVStore, k: RowView, v: RowView, rows: number, slot: number): void {
+    this.settle();
     const s = kv as WKV;
     if (rows <= 0) return;
     if (slot < 0 || slot + rows > s.capacity) throw new ArgumentError(`kvWrite: slots [${slot}, ${slot + rows}) exceed capacity ${s.capacity}`);
@@ -448,6 +465,7 @@ export class WebGpuBackend implements Backend {
   }
 
   kvMove(kv: KVStore, dst: number, src: number, n: number): void {
+    this.settle();
     const s = kv as WKV;
     if (n <= 0 || dst === src) return;
     if (Math.min(dst, src) < 0 || Math.max(dst, src) + n > s.capacity) throw new ArgumentError('kvMove: slots exceed capacity');
@@ -466,6 +484,7 @@ export class WebGpuBackend implements Backend {
   }
 
   kvCopy(to: KVStore, from: KVStore, n: number): void {
+    this.settle();
     const a = to as WKV;
     const b = from as WKV;
     if (n <= 0) return;
@@ -483,6 +502,7 @@ export class WebGpuBackend implements Backend {
   // ------------------------------------------------------------------ ops
 
   embed(out: Buf, table: Embedding, ids: Int32Array): void {
+    this.settle();
     const t = table as WEmbedding;
     const o = out as WBuf;
     const rows = ids.length;
@@ -514,8 +534,12 @@ export class WebGpuBackend implements Backend {
     const cols = w.length;
     if (rows <= 0) return;
     if (rows * cols > o.length || rows * cols > xi.length) throw new ArgumentError(`rmsNorm: ${rows}×${cols} exceeds a buffer`);
+    const a = this.pendingAdd;
+    const fuse = a !== null && a.x === xi.g && a.y !== a.x && a.n === rows * cols && o.g !== a.x && o.g !== a.y;
+    if (!fuse) this.settle();
+    this.pendingAdd = null;
     const inplace = o.g === xi.g;
-    const defines = inplace ? ['INPLACE'] : [];
+    const defines = fuse ? ['ADD'] : inplace ? ['INPLACE'] : [];
     if (cols % 4 === 0) defines.push('VEC');
     // big workgroups for one row (decode), 256 for many rows (prefill, and CPU adapters)
     const wgSize = rows === 1 ? Math.min(1024, this.device.limits.maxComputeInvocationsPerWorkgroup, this.device.limits.maxComputeWorkgroupSizeX) : 256;
@@ -524,12 +548,15 @@ export class WebGpuBackend implements Backend {
       entry: 'main',
       defines,
       values: { WG: wgSize },
-      bindings: inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' },
+      bindings: fuse ? { 1: 'w', 2: 'r', 3: 'w', 4: 'r' } : inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' },
     });
-    this.rec.dispatch(kern, [cols, f32(eps), 0, 0], { 1: { buf: o.g }, 2: { buf: (w as WVec).g }, 3: { buf: xi.g } }, [rows]);
+    const bufs: Record<number, BindRange> = { 1: { buf: o.g }, 2: { buf: (w as WVec).g }, 3: { buf: xi.g } };
+    if (fuse) bufs[4] = { buf: a.y };
+    this.rec.dispatch(kern, [cols, f32(eps), 0, 0], bufs, [rows], [], fuse ? 'add+rmsnorm' : kern.label);
   }
 
   matmul(out: Buf, x: Buf, w: Linear, rows: number): void {
+    this.settle();
     const o = out as WBuf;
     let xi = (x as WBuf).g;
     const K = w.inFeatures;
@@ -636,6 +663,7 @@ export class WebGpuBackend implements Backend {
   }
 
   rope(x: RowView, rows: number, p: RopeParams): void {
+    this.settle();
     if (rows <= 0) return;
     const half = p.rotaryDim / 2;
     if (p.rotaryDim % 2 !== 0 || p.rotaryDim > p.headDim) throw new ArgumentError(`rope: rotaryDim ${p.rotaryDim} must be even and ≤ headDim ${p.headDim}`);
@@ -651,6 +679,7 @@ export class WebGpuBackend implements Backend {
   }
 
   attention(out: Buf, q: RowView, kv: KVStore, p: AttentionParams): void {
+    this.settle();
     const s = kv as WKV;
     const o = out as WBuf;
     const qb = (q.buf as WBuf).g;
@@ -692,6 +721,7 @@ export class WebGpuBackend implements Backend {
   }
 
   swiglu(out: Buf, a: Buf, b: Buf, n: number): void {
+    this.settle();
     const o = (out as WBuf).g;
     const ag = (a as WBuf).g;
     const bg = (b as WBuf).g;
@@ -708,8 +738,8 @@ export class WebGpuBackend implements Backend {
     const yg = (y as WBuf).g;
     if (n <= 0) return;
     if (n > x.length || n > y.length) throw new ArgumentError('add: n exceeds a buffer');
-    if (xg === yg) this.ew('add_self', ['SELF'], n, [0, 0], { 1: { buf: xg } });
-    else this.ew('add', [], n, [0, 0], { 1: { buf: xg }, 2: { buf: yg } });
+    this.settle();
+    this.pendingAdd = { x: xg, y: yg, n };
   }
 
   // ------------------------------------------------------------------ results
@@ -720,6 +750,7 @@ export class WebGpuBackend implements Backend {
   }
 
   async argmax(x: Buf, offset: number, n: number): Promise<number> {
+    this.settle();
     const xb = x as WBuf;
     if (n <= 0 || offset < 0 || offset + n > xb.length) throw new ArgumentError(`argmax: [${offset}, ${offset + n}) outside the buffer (${xb.length})`);
     const { parts, chunk } = this.selectParts(n);
@@ -734,6 +765,7 @@ export class WebGpuBackend implements Backend {
   }
 
   async topK(x: Buf, offset: number, n: number, k: number): Promise<TopK> {
+    this.settle();
     const xb = x as WBuf;
     if (n <= 0 || offset < 0 || offset + n > xb.length) throw new ArgumentError(`topK: [${offset}, ${offset + n}) outside the buffer (${xb.length})`);
     k = Math.min(Math.max(0, Math.floor(k)), n);
@@ -760,6 +792,7 @@ export class WebGpuBackend implements Backend {
   }
 
   flush(): Promise<void> {
+    this.settle();
     return this.rec.flush();
   }
 
@@ -769,10 +802,12 @@ export class WebGpuBackend implements Backend {
 
   /** GPU time per kernel label from timestamp queries (see setProfiling). */
   setProfiling(on: boolean): void {
+    this.settle();
     this.rec.setProfiling(on);
   }
 
   takeProfile(): Promise<Map<string, { ns: number; count: number }>> {
+    this.settle();
     return this.rec.takeProfile();
   }
 
