@@ -156,6 +156,27 @@ describe('cpu backend: dense matmul', () => {
     }
   }
 
+  it('f16 with large activations (|x| ≥ 2^15, unscaled path) and bitwise equal to the scaled path', async () => {
+    const inF = 67;
+    const outF = 9;
+    const w = floatTensor('w', 'F16', [outF, inF], randoms(inF * outF, 15)).src;
+    const x = randoms(2 * inF, 16, 2);
+    const big = x.slice();
+    big[5] = 40000;
+    const [c, r] = await both(async (b) => {
+      const l = await b.uploadLinear({ kind: 'dense', inFeatures: inF, outFeatures: outF, weight: w }, at);
+      const o = b.alloc(2 * outF, at);
+      b.matmul(o, put(b, big), l, 2);
+      return b.read(o, 0, 2 * outF);
+    });
+    expect(relErr(c, r)).toBeLessThan(inF * 3e-7);
+    // row 1 has no large value: the same bits whichever path the call took
+    const l = await cpu.uploadLinear({ kind: 'dense', inFeatures: inF, outFeatures: outF, weight: w }, at);
+    const o = cpu.alloc(outF, at);
+    cpu.matmul(o, put(cpu, big.slice(inF)), l, 1);
+    expect(await cpu.read(o, 0, outF)).toEqual(c.slice(outF));
+  });
+
   it('a row gives the same bits alone and inside a batch', async () => {
     const inF = 70;
     const outF = 11;

@@ -24,7 +24,7 @@ import type {
 } from '../backend.js';
 import type { TensorSource } from '../../io/source.js';
 import type { Arena } from './arena.js';
-import { kernelModule } from './kernels.js';
+import { kernelModule, type KernelName } from './kernels.js';
 import { CpuBuf, MemoryManager } from './memoryManager.js';
 import { ThreadPool } from './threadPool.js';
 import { CpuEmbedding, CpuLinear, CpuVec, uploadEmbedding, uploadLinear, uploadVector, type UploadContext } from './uploads.js';
@@ -407,10 +407,23 @@ class CpuBackend implements Backend {
         this.pool.run(a, 'gptqMatmulF32', N / 4, 1, [rows, K, N, g.vg, l.w, g.S, g.Z, xf, l.bias, op]);
       }
     } else {
+      const [kernel, xin] = this.denseInput(a, l.kind, xp, rows * K);
       const op = this.outPtr(o, a, 0, rows * N);
-      this.pool.run(a, FLOAT_KERNEL[l.kind], N, 4, [rows, K, N, l.w, xp, l.bias, op]);
+      this.pool.run(a, kernel, N, 4, [rows, K, N, l.w, xin, l.bias, op]);
     }
     this.mm.written(o, a, rows * N);
+  }
+
+  /**
+   * The kernel and input of a dense matmul. f16 weights take activations prescaled by 2^112 when
+   * max |x| < 2^15 (no overflow), which saves the f16 rebias multiply and gives the same products.
+   */
+  private denseInput(a: Arena, kind: keyof typeof FLOAT_KERNEL, xp: number, n: number): [KernelName, number] {
+    if (kind !== 'F16' || !(a.k.absMax(0, n, 0, xp) < 32768)) return [FLOAT_KERNEL[kind], xp];
+    const xs = a.scratch('x112', n * 4);
+    if (xs < 0) return [FLOAT_KERNEL[kind], xp];
+    a.k.scaleInto(0, n, 0, xp, 2 ** 112, xs);
+    return ['denseF16x', xs];
   }
 
   /** A dense matrix cut across memories: each part in its memory, columns gathered into the first. */
@@ -422,8 +435,8 @@ class CpuBackend implements Backend {
       const A = part.arena;
       const xp = this.mm.at(xb, A, true);
       const op = A === F ? opF : this.mm.at(o, A, false);
-      const kind = l.kind as keyof typeof FLOAT_KERNEL;
-      this.pool.run(A, FLOAT_KERNEL[kind], part.c1 - part.c0, 4, [rows, l.inFeatures, N, part.w, xp, part.bias, op + part.c0 * 4]);
+      const [kernel, xin] = this.denseInput(A, l.kind as keyof typeof FLOAT_KERNEL, xp, rows * l.inFeatures);
+      this.pool.run(A, kernel, part.c1 - part.c0, 4, [rows, l.inFeatures, N, part.w, xin, part.bias, op + part.c0 * 4]);
       if (A !== F) {
         const src = A.f32;
         const dst = F.f32;
