@@ -11,3 +11,4 @@ export type { KVCacheOptions } from './kv/cache.js';
 export { DEFAULT_MODEL, loadModelOn, type LoadOptions, type LoadProgress } from './load.js';
 export { QwenTokenizer } from './tokenizer/index.js';
 export { makeContext, DEFAULT_SYSTEM } from './chat/makeContext.js';
+export * from './server/index.js';

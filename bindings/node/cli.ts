@@ -18,6 +18,7 @@ const USAGE = `usage:
   qwen-rt chat [--model SRC] [--backend auto|cpu|webgpu] [--system TEXT] [--greedy] [--max-new-tokens N] [--json] [QUERY]
   qwen-rt tokenize [--model SRC] TEXT
   qwen-rt logits [--model SRC] --ids 1,2,3 [--top K] [--backend B]
+  qwen-rt serve [--model SRC] [--backend B] [--port P] [--host H] [--api-key K] [--cors]   (OpenAI-compatible)
   qwen-rt bench [--model SRC] [--backend B] [--prompt N] [--generate N] [--threads N]
 SRC is a checkpoint directory, a URL, or synthetic:<tiny|1.8b|7b|14b>[-int4|-bf16] (default ${DEFAULT_MODEL}).`;
 

@@ -7,6 +7,7 @@ import { nodeGpu } from './gpu.js';
 import { nodePlatform as basePlatform } from './platform.js';
 
 export * from '../../src/index.js';
+export { serve, type ServeOptions, type RunningServer } from './server.js';
 
 export const nodePlatform: Platform = { ...basePlatform, createWorker: createNodeWorker, gpu: nodeGpu };
 

@@ -109,7 +109,18 @@ export async function serve(engine: Engine, opts: ServeOptions = {}): Promise<Ru
   const port = opts.port ?? 8000;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ArgumentError(`serve: port must be an integer in 0..65535, got ${port}`);
   const handler = createHandler(engine, opts);
-  const server = createServer(nodeListener(handler));
+  const listener = nodeListener(handler);
+  // Responses still being written: close() waits for them, not only for the handler, so the tail
+  // of a finished stream is never cut by closeAllConnections().
+  let writing = 0;
+  let drained: (() => void) | undefined;
+  const server = createServer((req, res) => {
+    writing++;
+    res.once('close', () => {
+      if (--writing === 0) drained?.();
+    });
+    listener(req, res);
+  });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
@@ -135,6 +146,7 @@ export async function serve(engine: Engine, opts: ServeOptions = {}): Promise<Ru
         server.closeIdleConnections();
         const timer = setTimeout(() => handler.abortAll(), timeoutMs);
         await handler.idle();
+        if (writing > 0) await new Promise<void>((r) => ((drained = r), setTimeout(r, timeoutMs)));
         clearTimeout(timer);
         server.closeAllConnections();
         await closed;

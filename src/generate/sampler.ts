@@ -23,17 +23,34 @@ export function sample(logits: Float32Array, o: ResolvedOptions, random: () => n
   for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
   if (!(logits[best] > -Infinity)) throw new RangeError('every token is banned');
   if (t === 0) return best;
-  // Candidates sorted by logit, descending (ties: lower id first). Tokens more than 40/T nats
-  // below the best carry < e^-40 of its probability each; dropping them saves sorting the vocabulary.
-  const floor = logits[best] - 40 * t;
+  // Softmax mass of every token (one pass), then sort only a shortlist: the tokens within `width`
+  // nats of the best. The shortlist is exact when it holds the top-k, or the whole nucleus
+  // (its mass already reaches top_p); otherwise it widens. Tokens more than 40 nats below the best
+  // carry < e^-40 of its probability each and are never candidates.
+  const scaled = (i: number) => (logits[i] - logits[best]) / t;
+  let totalMass = 0;
+  for (let i = 0; i < logits.length; i++) totalMass += Math.exp(scaled(i));
   let ids: number[] = [];
-  for (let i = 0; i < logits.length; i++) if (logits[i] >= floor) ids.push(i);
+  for (let width = 8; ; width *= 2) {
+    const floor = -Math.min(width, 40);
+    ids = [];
+    let mass = 0;
+    for (let i = 0; i < logits.length; i++) {
+      const z = scaled(i);
+      if (z >= floor) {
+        ids.push(i);
+        mass += Math.exp(z);
+      }
+    }
+    const enough = width >= 40 || (o.topK > 0 && ids.length >= o.topK) || (o.topP < 1 && mass / totalMass >= o.topP);
+    if (enough) break;
+  }
   ids.sort((a, b) => logits[b] - logits[a] || a - b);
   if (o.topK > 0) ids = ids.slice(0, o.topK);
-  const max = logits[ids[0]] / t;
-  let probs = ids.map((i) => Math.exp(logits[i] / t - max));
-  let total = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map((p) => p / total);
+  // probabilities over the whole vocabulary (as the warpers see them), renormalised after top-k
+  const mass = o.topK > 0 ? ids.reduce((a, i) => a + Math.exp(scaled(i)), 0) : totalMass;
+  let probs = ids.map((i) => Math.exp(scaled(i)) / mass);
+  let total: number;
   if (o.topP < 1) {
     // keep the smallest prefix whose mass reaches top_p (at least one token)
     let mass = 0;

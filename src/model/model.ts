@@ -19,6 +19,7 @@ import { QwenExecutor } from './executor.js';
 import { ntkAlpha } from './rotary.js';
 import { bytesPerToken, type QwenWeights } from './weights.js';
 import { Mutex } from '../util/mutex.js';
+import { nextTask } from '../util/nextTask.js';
 
 export type History = Array<[string, string]>;
 
@@ -231,6 +232,9 @@ export class QwenModel {
       stats.generatedTokens++;
       stats.decodeMs = performance.now() - t1;
       step++;
+      // Let the event loop run between tokens: on the CPU backend every step settles at once, and
+      // without this a whole answer would run in one task (no streaming, no Ctrl-C, no disconnects).
+      await nextTask();
       yield id;
       if (o.stopTokenIds.includes(id)) return;
       if (step < o.maxNewTokens) {

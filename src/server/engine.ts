@@ -5,6 +5,7 @@
  * counts and finish reason a response reports.
  */
 import { makeContext } from '../chat/makeContext.js';
+import { nextTask } from '../util/nextTask.js';
 import type { GenerationOptions } from '../generate/options.js';
 import { StopStringMatcher, WhitespaceTrimmer } from '../generate/text.js';
 import type { GenerationConfig } from '../model/config.js';
@@ -21,28 +22,6 @@ export interface TextResult {
   finishReason: 'stop' | 'length';
   promptTokens: number;
   completionTokens: number;
-}
-
-/**
- * Resolves on a later turn of the event loop (not a microtask). A backend that computes on the
- * calling thread settles its promises at once, so without this a whole generation would run in
- * one task: no bytes reach the client, no disconnect is seen, no other request is queued or
- * refused until it ends.
- */
-export function nextTask(): Promise<void> {
-  const g = globalThis as { setImmediate?: (f: () => void) => unknown };
-  if (typeof g.setImmediate === 'function') return new Promise((r) => g.setImmediate!(r));
-  if (typeof MessageChannel === 'function') {
-    return new Promise((r) => {
-      const ch = new MessageChannel();
-      ch.port1.onmessage = () => {
-        ch.port1.close();
-        r();
-      };
-      ch.port2.postMessage(null);
-    });
-  }
-  return new Promise((r) => setTimeout(r, 0));
 }
 
 const PLAIN = { allowedSpecial: [] as string[], disallowedSpecial: [] as string[] };
@@ -75,7 +54,7 @@ export async function* generateText(engine: Engine, ids: number[], options: Gene
   let stopped = false;
   for await (const id of engine.generate(ids, options)) {
     result.completionTokens++;
-    await nextTask();
+    await nextTask(); // any engine, not only QwenModel, must leave room for disconnects and queueing
     if (endIds.has(id)) {
       // stopping here also skips the EOS that Qwen's stop-word processor would force next
       result.finishReason = 'stop';
