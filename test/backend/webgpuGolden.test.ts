@@ -10,6 +10,8 @@ import { checkChat, checkDecode, checkLogits, loadFixtureModel } from '../suppor
 import { testWebGpu } from '../setup/webgpu.js';
 
 const tol = { rel: 1e-4, ofMax: 1e-3 };
+/** SwiftShader runs these in 10–65 s each on a busy 2-core machine */
+const TIMEOUT = 300_000;
 
 describe.each(MODELS)('webgpu backend on %s', (m) => {
   it('logits.json: top-1 identical, values within 1e-3 × max|logit|', async () => {
@@ -17,16 +19,16 @@ describe.each(MODELS)('webgpu backend on %s', (m) => {
     const err = await checkLogits(model, m, tol);
     console.log(`webgpu ${m} logits: max relative error ${err.toExponential(2)}`);
     await model.dispose();
-  });
+  }, TIMEOUT);
   it('decode.json token-identical', async () => {
     const model = await loadFixtureModel(m, await testWebGpu());
     const err = await checkDecode(model, m, tol);
     console.log(`webgpu ${m} decode: max relative error ${err.toExponential(2)}`);
     await model.dispose();
-  });
+  }, TIMEOUT);
   it('chat.json output ids identical, responses clean', async () => {
     const model = await loadFixtureModel(m, await testWebGpu());
     await checkChat(model, m);
     await model.dispose();
-  });
+  }, TIMEOUT);
 });
