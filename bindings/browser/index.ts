@@ -8,6 +8,9 @@ import { browserPlatform as basePlatform } from './platform.js';
 
 export * from '../../src/index.js';
 export { createBrowserPlatform } from './platform.js';
+export { QwenWorkerClient, ChatStream, type ClientOptions, type ClientChatOptions } from './client.js';
+export type { LoadedInfo, ChatDone, ProgressEvent as LoadProgressEvent, HelloEvent, BackendName } from './protocol.js';
+export { cachedFetchSource, clearModelCache, QuotaError, type CachedFetchSource, type CachedFetchSourceOptions, type DownloadProgress } from './cachedFetchSource.js';
 
 export const browserPlatform: Platform = { ...basePlatform, createWorker: createBrowserWorker, gpu: browserGpu };
 

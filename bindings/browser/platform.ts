@@ -14,9 +14,13 @@ export interface BrowserPlatformOptions extends FetchSourceOptions {
   assetsBase?: string;
 }
 
+// scripts/build-browser.mjs defines this: the bundle keeps assets/ beside its own files.
+declare const __QWEN_RT_ASSETS__: string | undefined;
+
 export function createBrowserPlatform(opts: BrowserPlatformOptions = {}): Platform {
   const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
-  const assetsBase = opts.assetsBase ?? new URL('../../../assets/', import.meta.url).href;
+  const rel = typeof __QWEN_RT_ASSETS__ === 'string' ? __QWEN_RT_ASSETS__ : '../../../assets/';
+  const assetsBase = opts.assetsBase ?? new URL(rel, import.meta.url).href;
   const pageBase = (globalThis as { location?: { href: string } }).location?.href;
   return {
     name: 'browser',
