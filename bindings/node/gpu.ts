@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 // Dawn's WebGPU for Node (the optional `webgpu` package). The object create() returns must stay
 // reachable for the GPU's whole life (Dawn crashes if it is collected), so it is kept here.
 let dawnGpu: GPU | undefined;
@@ -16,6 +17,8 @@ export interface NodeGpuOptions {
 export function nodeGpu(opts: NodeGpuOptions = {}): Promise<GPU | undefined> {
   tried ??= (async () => {
     try {
+      // Mesa's Vulkan loader complains on stderr without it (headless machines, CI)
+      process.env.XDG_RUNTIME_DIR ??= tmpdir();
       const mod = (await import('webgpu')) as { create(options: string[]): GPU; globals: Record<string, unknown> };
       // the WebGPU constants (GPUBufferUsage, …) as globals, without clobbering a host's own
       for (const [k, v] of Object.entries(mod.globals)) {
