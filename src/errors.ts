@@ -65,6 +65,21 @@ export class DeviceLostError extends BackendError {
   }
 }
 
+/**
+ * The model would not fit in the memory available: estimated before any weight is uploaded, so a
+ * load fails early with the numbers instead of dying halfway (bytes).
+ */
+export class InsufficientMemoryError extends BackendError {
+  readonly neededBytes: number;
+  readonly availableBytes: number;
+  constructor(message: string, neededBytes: number, availableBytes: number) {
+    super(message);
+    (this as { code: string }).code = 'E_MEMORY';
+    this.neededBytes = neededBytes;
+    this.availableBytes = availableBytes;
+  }
+}
+
 /** A request was aborted through its AbortSignal. */
 export class AbortError extends QwenRtError {
   constructor(message = 'aborted') {
