@@ -9,6 +9,7 @@ import { openCheckpoint } from './io/checkpoint.js';
 import { openSource } from './io/open.js';
 import { DEFAULT_MODEL } from './io/synthetic.js';
 import type { KVCacheOptions } from './kv/cache.js';
+import { checkMemory, estimateMemory } from './model/memoryEstimate.js';
 import { QwenModel } from './model/model.js';
 import { uploadWeights } from './model/weights.js';
 import type { Platform } from './platform.js';
@@ -50,6 +51,9 @@ export async function loadModelOn(platform: Platform, source: string = DEFAULT_M
   const canFailOver = choice === 'auto' && backend.kind === 'webgpu';
   let keepOpen = false;
   try {
+    // Fail before uploading anything when weights + KV for the context cannot fit (numbers in the error).
+    const estimate = estimateMemory(ckpt.config, ckpt.totalBytes, { kvCache: options.kvCache, prefillChunk: options.prefillChunk });
+    checkMemory(estimate, platform.availableMemory?.(backend.kind), `${source} on ${backend.kind}`);
     const weights = await uploadWeights(backend, ckpt, options.signal);
     const model = new QwenModel(backend, tokenizer, ckpt, weights, {
       prefillChunk: options.prefillChunk,

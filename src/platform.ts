@@ -28,4 +28,9 @@ export interface Platform {
   readAsset(name: string): Promise<Uint8Array>;
   /** The WebGPU entry point (navigator.gpu or Dawn's), if any. */
   gpu?(): Promise<GPU | undefined>;
+  /**
+   * Bytes a backend of this kind may still allocate, or undefined when unknown. loadModel checks
+   * its memory estimate (weights + KV + activations) against it before uploading anything.
+   */
+  availableMemory?(backend: 'cpu' | 'webgpu'): number | undefined;
 }

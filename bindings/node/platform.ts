@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, freemem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { QwenRtError } from '../../src/errors.js';
 import type { Platform } from '../../src/platform.js';
@@ -26,6 +26,14 @@ export const nodePlatform: Platform = {
   },
   hardwareConcurrency() {
     return availableParallelism();
+  },
+  // CPU weights live in wasm memories in this process: what the OS can still give (libuv reads
+  // MemAvailable) within a cgroup limit. GPU memory is not observable from here: unknown.
+  availableMemory(backend) {
+    if (backend !== 'cpu') return undefined;
+    const limit = process.constrainedMemory?.() ?? 0;
+    const free = freemem();
+    return limit > 0 ? Math.min(free, Math.max(0, limit - process.memoryUsage.rss())) : free;
   },
   async readAsset(name: string) {
     if (name.includes('/') || name.includes('\\') || name.startsWith('.')) {
