@@ -97,7 +97,13 @@ export function createHandler(engine: Engine, opts: HandlerOptions = {}): Handle
     }
     if (path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') throw methodNotAllowed(req.method, path);
-      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      // a malformed escape (e.g. %ff) is the client's mistake: 404, not a URIError → 500
+      let id: string;
+      try {
+        id = decodeURIComponent(path.slice('/v1/models/'.length));
+      } catch {
+        throw new HttpError(404, `the model id in ${JSON.stringify(path)} is not a valid percent-encoded string`, 'model', 'model_not_found');
+      }
       if (id !== modelId) throw new HttpError(404, `the model "${id}" does not exist; this server has "${modelId}"`, 'model', 'model_not_found');
       return json(200, model(), corsHeaders);
     }
