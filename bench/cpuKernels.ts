@@ -1,0 +1,68 @@
+/**
+ * Kernel-level A/B (add a variant export next to the kernel to compare it; one column per pass
+ * measured 15–20 % slower than two passes of two columns on both the AMD and the Intel host):
+ * calls the int4 GEMV kernels directly on one thread (no backend, no pool) on a
+ * 14B w1-shaped tile set, alternating kernels to even out machine noise.
+ *
+ *   node dist/bench/cpuKernels.js [--seconds 0.4] [--rounds 4]
+ */
+import { parseArgs } from 'node:util';
+import { Arena } from '../src/backend/cpu/arena.js';
+import { kernelModule, type KernelName } from '../src/backend/cpu/kernels.js';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '0.4' }, rounds: { type: 'string', default: '4' } } });
+const module = await kernelModule();
+const a = new Arena(0, module, 512 << 20);
+const inF = 5120;
+const outF = 13696;
+const vg = 128;
+const VG = inF / vg;
+const tiles = outF / 4;
+const W = a.alloc((inF * outF) / 2);
+const S = a.alloc(tiles * VG * 16);
+const Z = a.alloc(tiles * VG * 16);
+const xq = a.alloc(inF * 4);
+const xs = a.alloc(VG * 4);
+const xsum = a.alloc(VG * 8);
+const out = a.alloc(outF * 4);
+const x = a.alloc(inF * 4);
+const u = new Uint32Array(a.memory.buffer, W, (inF * outF) / 8);
+let s = 1;
+for (let i = 0; i < u.length; i++) {
+  s ^= s << 13;
+  s ^= s >>> 17;
+  s ^= s << 5;
+  u[i] = s;
+}
+new Float32Array(a.memory.buffer, S, tiles * VG * 4).fill(0.01);
+new Int32Array(a.memory.buffer, Z, tiles * VG * 4).fill(8);
+const xf = new Float32Array(a.memory.buffer, x, inF);
+for (let i = 0; i < inF; i++) xf[i] = Math.sin(i);
+
+const variants: [string, KernelName, () => void][] = [
+  ['split16 (2 passes × 2 columns)', 'gptqMatmulS16', () => a.k.gptqPrepS16(0, 1, 0, inF, vg, x, 0, xq, xs, xsum)],
+  ['int16', 'gptqMatmulI16', () => a.k.gptqPrepI16(0, 1, 0, inF, vg, x, 0, xq, xs, xsum)],
+];
+const gbs = new Map<string, number[]>();
+for (let round = 0; round < Number(values.rounds); round++) {
+  for (const [name, k, prep] of variants) {
+    prep();
+    const args = [0, tiles, 0, 1, inF, outF, vg, W, S, Z, xq, xs, xsum, 0, out];
+    for (let i = 0; i < 3; i++) a.k[k](...args);
+    const t0 = performance.now();
+    let n = 0;
+    while (performance.now() - t0 < Number(values.seconds) * 1000) {
+      a.k[k](...args);
+      n++;
+    }
+    const ms = (performance.now() - t0) / n;
+    const list = gbs.get(name) ?? [];
+    list.push((inF * outF) / 2 / ms / 1e6);
+    gbs.set(name, list);
+  }
+}
+console.log('| kernel (1 thread, 5120×13696 int4) | best GB/s | median GB/s |\n|---|---|---|');
+for (const [name, l] of gbs) {
+  const sorted = [...l].sort((p, q) => p - q);
+  console.log(`| ${name} | ${sorted.at(-1)!.toFixed(2)} | ${sorted[Math.floor(sorted.length / 2)].toFixed(2)} |`);
+}
