@@ -1,8 +1,9 @@
 /**
  * The CPU backend in headless Chromium: Web Workers from Blob URLs over shared wasm memories
  * (crossOriginIsolated through COOP/COEP), on the page's main thread (no Atomics.wait there: the
- * pool spins) and inside a module Worker (the normal browser setup). 1 vs 2 threads must give the
- * same bits, and both must match the same computation in Node.
+ * pool spins) and inside a module Worker (the normal browser setup), and on a page without
+ * isolation (no SharedArrayBuffer: plain memories, one thread). Every run must give the same bits
+ * as the same computation in Node.
  *
  * The page loads the TypeScript sources transpiled on request (no bundler needed).
  */
@@ -77,8 +78,9 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cache-Control': 'no-store' };
-    if (url.pathname === '/' || url.pathname === '/index.html') {
-      res.writeHead(200, { ...headers, 'Content-Type': 'text/html' });
+    if (url.pathname === '/' || url.pathname === '/plain.html') {
+      // /plain.html: no COOP/COEP, so no crossOriginIsolated and no SharedArrayBuffer
+      res.writeHead(200, url.pathname === '/' ? { ...headers, 'Content-Type': 'text/html' } : { 'Content-Type': 'text/html' });
       res.end('<!doctype html><title>cpu</title>');
       return;
     }
@@ -150,5 +152,14 @@ describe('cpu backend in Chromium', () => {
     expect(want.some((v) => v !== 0)).toBe(true);
     for (const r of results) expect(r.out).toEqual(want);
     await page.close();
+
+    // a page that is not cross-origin isolated: plain memories, one thread, same bits
+    const plain = await context.newPage();
+    await plain.goto(`${origin}/plain.html`);
+    expect(await plain.evaluate('typeof SharedArrayBuffer')).toBe('undefined');
+    const r = (await plain.evaluate(`import('/program.js').then((m) => m.run(2))`)) as Out;
+    expect(r.description).toMatch(/1 thread, 1 unshared memory/);
+    expect(r.out).toEqual(want);
+    await plain.close();
   }, 120000);
 });

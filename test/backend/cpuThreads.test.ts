@@ -115,6 +115,16 @@ describe('cpu backend threads and memories', () => {
     expect(u.peakBytes).toBeGreaterThanOrEqual(u.weightBytes + u.kvBytes);
   });
 
+  it('plain (unshared) memories, for pages without SharedArrayBuffer, compute the same bits single-threaded', async () => {
+    const ref = await pipeline(await make({ threads: 1 }));
+    const plain = await make({ threads: 2, sharedMemory: false });
+    expect(plain.description).toMatch(/1 thread, 1 unshared memory/);
+    expectSame(ref, await pipeline(plain));
+    const plainSmall = await make({ threads: 1, sharedMemory: false, maxMemoryBytes: 128 << 10, reserveBytes: 48 << 10 });
+    expectSame(ref, await pipeline(plainSmall));
+    expect(plainSmall.description).toMatch(/unshared memories/);
+  });
+
   it('matrices and embeddings larger than one memory are cut into row ranges with identical results', async () => {
     const inF = 300;
     const outF = 1001;

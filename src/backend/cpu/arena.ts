@@ -33,9 +33,11 @@ export class Arena {
     readonly index: number,
     module: WebAssembly.Module,
     readonly maxBytes: number,
+    /** Shared (threads) or a plain memory (no SharedArrayBuffer: one thread; views detach on grow). */
+    readonly shared = true,
   ) {
     const maxPages = Math.max(1, Math.floor(maxBytes / PAGE));
-    this.memory = new WebAssembly.Memory({ initial: 1, maximum: maxPages, shared: true });
+    this.memory = new WebAssembly.Memory({ initial: 1, maximum: maxPages, shared });
     this.k = instantiateKernels(module, this.memory);
     this.base = align(this.k.heapBase() >>> 0);
     this.top = this.base;

@@ -49,6 +49,11 @@ export interface CpuBackendOptions {
    * - 'f32': f32 products of the dequantised nibbles (slowest).
    */
   gptqActivations?: GptqActivations;
+  /**
+   * Shared wasm memories (needed for threads). Default true where SharedArrayBuffer exists; false
+   * forces plain memories and one thread (what a page without crossOriginIsolated gets anyway).
+   */
+  sharedMemory?: boolean;
 }
 
 export type GptqActivations = 'split16' | 'int16' | 'f32';
@@ -56,18 +61,17 @@ export type GptqActivations = 'split16' | 'int16' | 'f32';
 const DEFAULT_CAP = 65535 * 65536;
 
 export async function createCpuBackend(opts: CpuBackendOptions = {}): Promise<Backend> {
-  if (typeof SharedArrayBuffer === 'undefined') {
-    throw new BackendError('the CPU backend needs SharedArrayBuffer (in browsers: a crossOriginIsolated page or worker)');
-  }
-  const module = await kernelModule();
+  // No SharedArrayBuffer (a browser page without crossOriginIsolated): plain memories, one thread.
+  const shared = (opts.sharedMemory ?? true) && typeof SharedArrayBuffer !== 'undefined';
+  const module = await kernelModule(shared);
   const cap = Math.min(opts.maxMemoryBytes ?? DEFAULT_CAP, DEFAULT_CAP);
   if (!(cap >= 2 * 65536)) throw new ArgumentError(`maxMemoryBytes must be ≥ 128 KiB, got ${opts.maxMemoryBytes}`);
   const reserve = opts.reserveBytes ?? Math.min(256 << 20, Math.floor(cap / 8));
-  const mm = new MemoryManager(module, { maxMemoryBytes: cap, reserveBytes: reserve });
+  const mm = new MemoryManager(module, { maxMemoryBytes: cap, reserveBytes: reserve }, shared);
   const platform = opts.platform;
   let threads = opts.threads ?? platform?.hardwareConcurrency() ?? 1;
   if (!(Number.isInteger(threads) && threads >= 1)) throw new ArgumentError(`threads must be a positive integer, got ${opts.threads}`);
-  const createWorker = platform?.createWorker?.bind(platform);
+  const createWorker = shared ? platform?.createWorker?.bind(platform) : undefined;
   if (!createWorker) threads = 1;
   const pool = await ThreadPool.create(module, mm.arenas.map((a) => a.memory), threads, createWorker);
   mm.attachPool(pool);
@@ -140,7 +144,8 @@ class CpuBackend implements Backend {
 
   get description(): string {
     const n = this.mm.arenas.length;
-    return `wasm simd, ${this.pool.threads} thread${this.pool.threads > 1 ? 's' : ''}, ${n} memor${n > 1 ? 'ies' : 'y'}`;
+    const kind = this.mm.shared ? '' : ' unshared';
+    return `wasm simd, ${this.pool.threads} thread${this.pool.threads > 1 ? 's' : ''}, ${n}${kind} memor${n > 1 ? 'ies' : 'y'}`;
   }
 
   private trackPeak(): void {

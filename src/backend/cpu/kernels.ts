@@ -47,12 +47,36 @@ function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+const compiled = new Map<boolean, Promise<WebAssembly.Module>>();
 
-/** Compiles the kernel module once per process. */
-export function kernelModule(): Promise<WebAssembly.Module> {
-  compiled ??= WebAssembly.compile(decodeBase64(kernelsWasmBase64) as Uint8Array<ArrayBuffer>);
-  return compiled;
+/**
+ * The kernel module, compiled once per process. With `shared` false the memory import is patched
+ * to a plain (unshared) memory — for pages without crossOriginIsolated, where SharedArrayBuffer
+ * and shared memories do not exist; the kernels use no atomics, so nothing else changes.
+ */
+export function kernelModule(shared = true): Promise<WebAssembly.Module> {
+  let m = compiled.get(shared);
+  if (!m) {
+    const bytes = decodeBase64(kernelsWasmBase64);
+    if (!shared) unshareMemoryImport(bytes);
+    m = WebAssembly.compile(bytes);
+    compiled.set(shared, m);
+  }
+  return m;
+}
+
+/** Rewrites the limits flags of the `env.memory` import from shared+max (3) to max (1). */
+function unshareMemoryImport(bytes: Uint8Array): void {
+  const sig = [3, 0x65, 0x6e, 0x76, 6, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 2]; // "env" "memory" kind=memory
+  for (let i = 8; i + sig.length < bytes.length; i++) {
+    if (sig.every((b, j) => bytes[i + j] === b)) {
+      const at = i + sig.length;
+      if (bytes[at] !== 3) break;
+      bytes[at] = 1;
+      return;
+    }
+  }
+  throw new Error('kernel module: env.memory import (shared, with maximum) not found');
 }
 
 export function kernelImports(memory: WebAssembly.Memory): WebAssembly.Imports {

@@ -58,6 +58,7 @@ export class MemoryManager {
   constructor(
     private readonly module: WebAssembly.Module,
     readonly opts: MemoryOptions,
+    readonly shared = true,
   ) {
     this.newArena();
   }
@@ -67,7 +68,7 @@ export class MemoryManager {
   }
 
   newArena(): Arena {
-    const a = new Arena(this.arenas.length, this.module, this.opts.maxMemoryBytes);
+    const a = new Arena(this.arenas.length, this.module, this.opts.maxMemoryBytes, this.shared);
     this.arenas.push(a);
     this.pool?.addMemory(a.memory);
     return a;

@@ -14,6 +14,7 @@ const FN_INDEX = new Map<string, number>(KERNEL_NAMES.map((n, i) => [n, i]));
 
 /** Whether this thread may block in Atomics.wait (not a browser's main thread). */
 function canBlock(): boolean {
+  if (typeof SharedArrayBuffer === 'undefined') return false;
   try {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
     return true;
@@ -31,7 +32,7 @@ export class ThreadPool {
 
   private constructor(
     private readonly workers: WorkerLike[],
-    sab: SharedArrayBuffer,
+    sab: ArrayBufferLike,
   ) {
     this.ctrl = new Int32Array(sab);
     this.args = new Float64Array(sab, CTRL.ARGS_BYTE, CTRL.MAX_ARGS);
@@ -51,10 +52,11 @@ export class ThreadPool {
     threads: number,
     createWorker: ((code: string) => WorkerLike | undefined) | undefined,
   ): Promise<ThreadPool> {
-    const sab = new SharedArrayBuffer(CTRL.BYTES);
     const workers: WorkerLike[] = [];
     const n = Math.min(Math.max(1, Math.floor(threads)), CTRL.MAX_THREADS);
-    if (createWorker) {
+    // without workers the control block is never shared (and SharedArrayBuffer may not exist)
+    const sab = n > 1 && createWorker ? new SharedArrayBuffer(CTRL.BYTES) : new ArrayBuffer(CTRL.BYTES);
+    if (createWorker && n > 1) {
       for (let i = 1; i < n; i++) {
         const w = createWorker(cpuWorkerSource);
         if (!w) break;

@@ -98,8 +98,19 @@ function checkTensor(t: TensorSource, dtypes: DType[], shape: number[], what: st
 async function readInto(a: Arena, ptr: number, t: TensorSource, offset: number, len: number): Promise<void> {
   for (let o = 0; o < len; o += CHUNK_BYTES) {
     const n = Math.min(CHUNK_BYTES, len - o);
-    await t.read(offset + o, new Uint8Array(a.memory.buffer, ptr + o, n));
+    await readRange(a, ptr + o, t, offset + o, n);
   }
+}
+
+/**
+ * One read straight into wasm memory. A plain (unshared) memory's buffer is detached when another
+ * upload grows it during the await, so there the bytes go through a temporary chunk.
+ */
+async function readRange(a: Arena, ptr: number, t: TensorSource, offset: number, n: number): Promise<void> {
+  if (a.shared) return t.read(offset, new Uint8Array(a.memory.buffer, ptr, n));
+  const tmp = new Uint8Array(n);
+  await t.read(offset, tmp);
+  a.u8.set(tmp, ptr);
 }
 
 async function readAll(t: TensorSource): Promise<Uint8Array> {
@@ -312,7 +323,7 @@ async function uploadGptq(ctx: UploadContext, src: Extract<LinearSource, { kind:
       if (cols === N) await readInto(a, stage, qweight, 0, qweight.byteLength);
       else {
         for (let r = 0; r < K / 8; r++) {
-          await qweight.read(r * rowBytes + c0 * 4, new Uint8Array(a.memory.buffer, stage + r * cols * 4, cols * 4));
+          await readRange(a, stage + r * cols * 4, qweight, r * rowBytes + c0 * 4, cols * 4);
         }
       }
       ctx.pool.run(a, 'gptqRetile', cols / 4, 1, [K, stage, cols, c0 / 4, perm ? P : 0, base]);
