@@ -380,6 +380,7 @@ class CpuBackend implements Backend {
     const K = l.inFeatures;
     const N = l.outFeatures;
     if (!(Number.isInteger(rows) && rows >= 1)) throw new ArgumentError(`matmul: rows must be ≥ 1, got ${rows}`);
+    if (o === xb) throw new ArgumentError('matmul: out and x must be different buffers');
     checkRange('matmul (x)', xb, 0, rows * K);
     checkRange('matmul (out)', o, 0, rows * N);
     if (l.parts) return this.matmulParts(o, xb, l, rows);
@@ -476,6 +477,7 @@ class CpuBackend implements Backend {
     const o = asBuf(out);
     const qb = asBuf(q.buf);
     const { rows, heads, headDim, kvLen } = p;
+    if (o === qb) throw new ArgumentError('attention: out and q must be different buffers');
     if (heads !== s.heads || headDim !== s.headDim) throw new ArgumentError(`attention: heads/headDim ${heads}/${headDim} differ from the KV store's ${s.heads}/${s.headDim}`);
     if (!(rows >= 1 && kvLen >= rows && kvLen <= s.capacity)) throw new ArgumentError(`attention: kvLen ${kvLen} must be in [rows=${rows}, capacity=${s.capacity}]`);
     const W = heads * headDim;
