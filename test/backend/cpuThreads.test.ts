@@ -192,3 +192,22 @@ describe('cpu backend threads and memories', () => {
     }
   });
 });
+
+describe('cpu worker failures', () => {
+  it('workers that cannot start leave a working single-threaded backend', async () => {
+    const broken = {
+      name: 'node',
+      hardwareConcurrency: () => 2,
+      createWorker: (code: string) => createNodeWorker('throw new Error("blocked by policy");' + code),
+    } as unknown as Platform;
+    const b = await createCpuBackend({ platform: broken });
+    backends.push(b);
+    expect(b.description).toMatch(/1 thread/);
+    const throwing = { name: 'node', hardwareConcurrency: () => 2, createWorker: () => { throw new Error('CSP'); } } as unknown as Platform;
+    const c = await createCpuBackend({ platform: throwing });
+    backends.push(c);
+    expect(c.description).toMatch(/1 thread/);
+    const ref = await pipeline(await make({ threads: 1 }));
+    expectSame(ref, await pipeline(b));
+  });
+});

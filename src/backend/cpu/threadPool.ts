@@ -45,6 +45,8 @@ export class ThreadPool {
 
   /**
    * Starts threads − 1 workers with `createWorker`; fewer (down to none) when it returns undefined.
+   * Workers that cannot start (a CSP blocking blob: workers, a crash while loading, no answer in
+   * 30 s) are not fatal: the pool then runs on the calling thread alone.
    */
   static async create(
     module: WebAssembly.Module,
@@ -58,36 +60,57 @@ export class ThreadPool {
     const sab = n > 1 && createWorker ? new SharedArrayBuffer(CTRL.BYTES) : new ArrayBuffer(CTRL.BYTES);
     if (createWorker && n > 1) {
       for (let i = 1; i < n; i++) {
-        const w = createWorker(cpuWorkerSource);
+        let w: WorkerLike | undefined;
+        try {
+          w = createWorker(cpuWorkerSource);
+        } catch {
+          w = undefined;
+        }
         if (!w) break;
         workers.push(w);
       }
     }
     const pool = new ThreadPool(workers, sab);
-    await Promise.all(
+    const started = await Promise.all(
       workers.map(
         (w, i) =>
-          new Promise<void>((resolve, reject) => {
+          new Promise<boolean>((resolve) => {
             let ready = false;
+            const timer = setTimeout(() => resolve(false), 30000);
             w.onMessage((data) => {
               const m = data as { type: string; message?: string };
               if (m.type === 'ready') {
                 ready = true;
-                resolve();
+                clearTimeout(timer);
+                resolve(true);
               } else if (m.type === 'error') pool.errors.push(m.message ?? 'worker error');
             });
             w.onError((e) => {
-              pool.errors.push(String(e));
-              if (!ready) reject(new BackendError(`cpu worker ${i + 1} failed to start: ${String(e)}`, { cause: e }));
+              pool.errors.push(`cpu worker ${i + 1}: ${String(e)}`);
+              if (!ready) {
+                clearTimeout(timer);
+                resolve(false);
+              }
             });
-            w.postMessage({ type: 'init', ctrl: sab, id: i + 1, module, names: [...KERNEL_NAMES], memories });
+            try {
+              w.postMessage({ type: 'init', ctrl: sab, id: i + 1, module, names: [...KERNEL_NAMES], memories });
+            } catch (e) {
+              pool.errors.push(String(e));
+              clearTimeout(timer);
+              resolve(false);
+            }
           }),
       ),
-    ).catch(async (e) => {
-      await pool.dispose();
-      throw e;
-    });
-    return pool;
+    );
+    if (started.every((ok) => ok)) return pool;
+    // worker ids are fixed at init: rather than renumber, fall back to the calling thread alone
+    await pool.dispose();
+    return new ThreadPool([], new ArrayBuffer(CTRL.BYTES));
+  }
+
+  /** Why workers failed to start or failed while running (for diagnostics). */
+  get workerErrors(): readonly string[] {
+    return this.errors;
   }
 
   /** Makes every worker instantiate the kernels over a new memory (synchronous: waits for acks). */
@@ -146,10 +169,18 @@ export class ThreadPool {
     }
     const need = this.workers.length;
     let spins = 0;
+    let last = -1;
+    let since = 0;
     for (;;) {
       const d = Atomics.load(c, CTRL.DONE);
       if (d >= need) break;
-      if (++spins > 2000 && this.blocking) Atomics.wait(c, CTRL.DONE, d, 5000);
+      if (++spins > 2000) {
+        if (this.blocking) Atomics.wait(c, CTRL.DONE, d, 5000);
+        // a worker that died mid-job never counts itself done: fail instead of hanging
+        const now = Date.now();
+        if (d !== last) [last, since] = [d, now];
+        else if (now - since > 120000) throw new BackendError(`cpu kernel ${fn}: a worker made no progress for 120 s`);
+      }
     }
     if (failure) throw new BackendError(`cpu kernel ${fn} failed: ${String(failure)}`, { cause: failure });
     if (Atomics.load(c, CTRL.ERR)) throw new BackendError(`cpu kernel ${fn} failed in a worker ${this.errors.at(-1) ?? ''}`);
