@@ -132,23 +132,18 @@ export function cachedFetchSource(baseUrl: string, opts: CachedFetchSourceOption
   };
 
   // ---- manifest (optional sizes and hashes) ----
+  const manifestName = opts.manifest === false ? undefined : (opts.manifest ?? MANIFEST_FILE);
   let manifestPromise: Promise<Map<string, ManifestEntry>> | undefined;
   const manifest = () =>
     (manifestPromise ??= (async () => {
       const out = new Map<string, ManifestEntry>();
       if (opts.manifest === false) return out;
       const file = opts.manifest ?? MANIFEST_FILE;
-      let bytes: Uint8Array | undefined;
-      const size = await net.size(file).catch(() => undefined);
-      if (size !== undefined) {
-        bytes = new Uint8Array(size);
-        await net.read(file, 0, bytes);
-        await put(file, metaKey(file), bytes.slice(), size);
-      } else {
-        const hit = await (await cache())?.match(metaKey(file));
-        if (hit) bytes = new Uint8Array(await hit.arrayBuffer());
-      }
-      if (!bytes) return out;
+      // cached like any file (an absent manifest too), so revalidate: false needs no request
+      const m = await meta(file);
+      if (m.size === null) return out;
+      const bytes = new Uint8Array(m.size);
+      await readFrom(file, m, 0, bytes);
       let json: { files?: Record<string, ManifestEntry> };
       try {
         json = JSON.parse(new TextDecoder().decode(bytes));
@@ -188,7 +183,7 @@ export function cachedFetchSource(baseUrl: string, opts: CachedFetchSourceOption
       if (cached) return cached; // offline: trust the cache
       throw e;
     }
-    const expected = (await manifest()).get(name);
+    const expected = name === manifestName ? undefined : (await manifest()).get(name);
     if (fresh.size !== undefined && expected?.size !== undefined && expected.size !== fresh.size) {
       throw new CheckpointError(`${urlOf(name)}: the server has ${fresh.size} bytes, the manifest says ${expected.size}`, { file: name });
     }
@@ -287,6 +282,32 @@ export function cachedFetchSource(baseUrl: string, opts: CachedFetchSourceOption
     // a chunk() of this key waits for it, then reads the stored entry
     prefetching.set(key, p);
     p.catch(() => undefined).finally(() => prefetching.delete(key));
+  };
+
+  /** Bytes [offset, offset + dst.length) of a file from its chunks (no hash check). */
+  const readFrom = async (name: string, m: FileMeta, offset: number, dst: Uint8Array): Promise<void> => {
+    if (m.size === null) throw new CheckpointError(`${urlOf(name)}: missing file`, { file: name });
+    const end = offset + dst.length;
+    if (offset < 0 || end > m.size) throw new CheckpointError(`${urlOf(name)}: read of bytes ${offset}..${end} past the end (${m.size} bytes)`, { file: name });
+    if (dst.length === 0) return;
+    const first = Math.floor(offset / m.chunkSize);
+    const last = Math.floor((end - 1) / m.chunkSize);
+    const n = Math.ceil(m.size / m.chunkSize);
+    // read-ahead from the network: the next chunks are on their way into the cache while this
+    // one is copied (only with a persistent cache, which is where they land)
+    if (storage) {
+      for (let i = last + 1; i < Math.min(n, last + parallel); i++) {
+        const key = chunkKey(name, m, i);
+        if (!stored.has(key) && !inflight.has(key) && !prefetching.has(key)) prefetch(name, m, i);
+      }
+    }
+    for (let i = first; i <= last; i++) {
+      const bytes = await chunk(name, m, i);
+      const cStart = i * m.chunkSize;
+      const from = Math.max(offset, cStart);
+      const to = Math.min(end, cStart + bytes.length);
+      dst.set(bytes.subarray(from - cStart, to - cStart), from - offset);
+    }
   };
 
   // ---- verification ----
@@ -397,28 +418,8 @@ export function cachedFetchSource(baseUrl: string, opts: CachedFetchSourceOption
     async read(name, offset, dst) {
       if (dst.length === 0) return;
       const m = await meta(name);
-      if (m.size === null) throw new CheckpointError(`${urlOf(name)}: missing file`, { file: name });
-      const end = offset + dst.length;
-      if (offset < 0 || end > m.size) throw new CheckpointError(`${urlOf(name)}: read of bytes ${offset}..${end} past the end (${m.size} bytes)`, { file: name });
       await verify(name, m);
-      const first = Math.floor(offset / m.chunkSize);
-      const last = Math.floor((end - 1) / m.chunkSize);
-      const n = Math.ceil(m.size / m.chunkSize);
-      // read-ahead from the network: the next chunks are on their way into the cache while this
-      // one is copied (only with a persistent cache, which is where they land)
-      if (storage) {
-        for (let i = last + 1; i < Math.min(n, last + parallel); i++) {
-          const key = chunkKey(name, m, i);
-          if (!stored.has(key) && !inflight.has(key) && !prefetching.has(key)) prefetch(name, m, i);
-        }
-      }
-      for (let i = first; i <= last; i++) {
-        const bytes = await chunk(name, m, i);
-        const cStart = i * m.chunkSize;
-        const from = Math.max(offset, cStart);
-        const to = Math.min(end, cStart + bytes.length);
-        dst.set(bytes.subarray(from - cStart, to - cStart), from - offset);
-      }
+      await readFrom(name, m, offset, dst);
     },
     async download(names, o = {}) {
       await downloadFiles(names, o);
