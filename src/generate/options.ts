@@ -1,6 +1,7 @@
 /** Generation options: camelCase of the Hugging Face names; unset ones come from generation_config.json. */
 import type { GenerationConfig } from '../model/config.js';
 import { ArgumentError } from '../errors.js';
+import { compileResponseFormat, type CompiledFormat, type ResponseFormat } from './constrained/index.js';
 
 export interface GenerationOptions {
   doSample?: boolean;
@@ -25,6 +26,8 @@ export interface GenerationOptions {
   maxNewTokens?: number;
   maxWindowSize?: number;
   signal?: AbortSignal;
+  /** Structured output: every generated token keeps the text a valid prefix of this format. */
+  responseFormat?: ResponseFormat;
 }
 
 export interface ResolvedOptions {
@@ -45,6 +48,8 @@ export interface ResolvedOptions {
   maxNewTokens: number;
   maxWindowSize: number;
   signal: AbortSignal | undefined;
+  /** Compiled (validated) responseFormat. */
+  responseFormat: CompiledFormat | undefined;
 }
 
 function num(name: string, v: unknown, ok: (x: number) => boolean, expected: string): number {
@@ -82,5 +87,6 @@ export function resolveOptions(o: GenerationOptions, g: GenerationConfig, vocabS
     maxNewTokens: num('maxNewTokens', o.maxNewTokens ?? g.maxNewTokens, (x) => Number.isInteger(x) && x >= 1, 'an integer ≥ 1'),
     maxWindowSize: num('maxWindowSize', o.maxWindowSize ?? g.maxWindowSize, (x) => Number.isInteger(x) && x >= 1, 'an integer ≥ 1'),
     signal: o.signal,
+    responseFormat: o.responseFormat === undefined ? undefined : compileResponseFormat(o.responseFormat),
   };
 }
