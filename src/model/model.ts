@@ -9,6 +9,7 @@ import { DEFAULT_SYSTEM, makeContext } from '../chat/makeContext.js';
 import { AbortError, ArgumentError, DeviceLostError } from '../errors.js';
 import { resolveOptions, type GenerationOptions, type ResolvedOptions } from '../generate/options.js';
 import { argmax, processLogits } from '../generate/processors.js';
+import { createConstraint } from '../generate/constrained/index.js';
 import { createRng, sample } from '../generate/sampler.js';
 import { StopStringMatcher, WhitespaceTrimmer } from '../generate/text.js';
 import type { Checkpoint } from '../io/checkpoint.js';
@@ -191,8 +192,12 @@ export class QwenModel {
     const special = { eos: this.generationConfig.eosTokenId, imEnd: tok.imEnd, imStart: tok.imStart };
     const seq = { ids: ids.slice(), promptLength: ids.length };
     const random = createRng(o.seed ?? (Math.random() * 2 ** 32) >>> 0);
+    // responseFormat: a per-call constraint masks the host logits (next step: a GPU-side bitmask)
+    const constraint = o.responseFormat
+      ? createConstraint(o.responseFormat, tok, { vocabSize: V, endIds: [...new Set([special.eos, tok.imEnd, ...o.stopTokenIds.filter((x) => x >= tok.endOfText)])] })
+      : undefined;
     const plainArgmax =
-      !o.doSample && o.repetitionPenalty === 1 && o.presencePenalty === 0 && o.frequencyPenalty === 0 && o.logitBias.size === 0 && !o.stopWordsProcessor;
+      !o.doSample && o.repetitionPenalty === 1 && o.presencePenalty === 0 && o.frequencyPenalty === 0 && o.logitBias.size === 0 && !o.stopWordsProcessor && !constraint;
     const t0 = performance.now();
     let t1 = t0;
     const stats: GenerationStats = { promptTokens: ids.length, reusedTokens: 0, generatedTokens: 0, prefillMs: 0, decodeMs: 0 };
@@ -213,6 +218,7 @@ export class QwenModel {
         } else {
           const logits = await this.backend.read(this.executor.logits, 0, V);
           processLogits(logits, seq, o, special);
+          constraint?.mask(logits);
           id = o.doSample ? sample(logits, o, random) : argmax(logits);
         }
       } catch (e) {
@@ -229,6 +235,7 @@ export class QwenModel {
         stats.prefillMs = t1 - t0;
       }
       seq.ids.push(id);
+      constraint?.advance(id);
       stats.generatedTokens++;
       stats.decodeMs = performance.now() - t1;
       step++;
