@@ -36,7 +36,7 @@ async function start() {
     client = await QwenWorkerClient.create();
     const h = client.hello;
     ui.env.textContent = `crossOriginIsolated: ${h.crossOriginIsolated ? 'yes (wasm threads available)' : 'NO — wasm runs single-threaded (serve with COOP/COEP)'}` +
-      ` · WebGPU adapter: ${h.webgpu ? 'yes' : 'none'} · cores: ${h.hardwareConcurrency}`;
+      ` · WebGPU adapter: ${h.webgpu ? `yes — ${h.adapter}${h.softwareAdapter ? ' (software: "auto" picks the CPU)' : ''}` : 'none'} · cores: ${h.hardwareConcurrency}`;
     document.body.dataset.ready = '1';
   } catch (e) {
     showError(e);

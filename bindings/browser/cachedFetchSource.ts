@@ -48,7 +48,7 @@ export interface CachedFetchSourceOptions extends FetchSourceOptions {
   revalidate?: boolean;
   /** Manifest file name beside the checkpoint, or false for none (default qwen-rt.manifest.json). */
   manifest?: string | false;
-  /** CacheStorage to use (default globalThis.caches; absent → no persistence, plain ranged reads). */
+  /** CacheStorage to use (default globalThis.caches; undefined → no persistence, plain ranged reads). */
   caches?: CacheStorage;
   /** Aborts every network request of this source. */
   signal?: AbortSignal;
@@ -93,7 +93,8 @@ async function storageNote(): Promise<string> {
 
 export function cachedFetchSource(baseUrl: string, opts: CachedFetchSourceOptions = {}): CachedFetchSource {
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
-  const storage = opts.caches ?? (globalThis as { caches?: CacheStorage }).caches;
+  // an explicit `caches: undefined` turns persistence off
+  const storage = 'caches' in opts ? opts.caches : (globalThis as { caches?: CacheStorage }).caches;
   const cacheName = opts.cacheName ?? DEFAULT_CACHE_NAME;
   const defaultChunk = opts.chunkSize ?? 16 * MiB;
   if (!(Number.isInteger(defaultChunk) && defaultChunk >= 4096)) throw new QwenRtError('E_ARGUMENT', `chunkSize must be an integer ≥ 4096, got ${defaultChunk}`);

@@ -3,6 +3,7 @@
  * time and answers the requests of protocol.ts: the page never runs a kernel, so it never blocks,
  * and the CPU thread pool may block in Atomics.wait here (not allowed on a page's main thread).
  */
+import { describeAdapter, isSoftwareAdapter } from '../../src/backend/webgpu/device.js';
 import { makeContext, DEFAULT_SYSTEM } from '../../src/chat/makeContext.js';
 import { AbortError, ArgumentError } from '../../src/errors.js';
 import { StopStringMatcher, WhitespaceTrimmer } from '../../src/generate/text.js';
@@ -212,10 +213,13 @@ scope.addEventListener('message', (e: MessageEvent) => {
 
 void (async () => {
   const gpu = await browserGpu().catch(() => undefined);
+  const adapter = await gpu?.requestAdapter().catch(() => null);
   post({
     type: 'hello',
     crossOriginIsolated: isolated(),
-    webgpu: !!gpu,
+    webgpu: !!adapter,
+    adapter: adapter ? describeAdapter(adapter.info) : undefined,
+    softwareAdapter: adapter ? isSoftwareAdapter(adapter.info, adapter) : undefined,
     hardwareConcurrency: base.hardwareConcurrency(),
   });
 })();

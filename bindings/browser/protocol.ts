@@ -62,6 +62,10 @@ export interface HelloEvent {
   type: 'hello';
   crossOriginIsolated: boolean;
   webgpu: boolean;
+  /** The WebGPU adapter navigator.gpu offers ("google (google, swiftshader)"), if any. */
+  adapter?: string;
+  /** A software adapter: backend 'auto' then prefers the wasm CPU backend. */
+  softwareAdapter?: boolean;
   hardwareConcurrency: number;
 }
 

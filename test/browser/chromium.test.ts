@@ -82,7 +82,7 @@ afterAll(async () => {
 
 describe('engine worker in headless Chromium', () => {
   it('the page is crossOriginIsolated and the worker sees a WebGPU adapter', async () => {
-    const hello = await inPage<{ crossOriginIsolated: boolean; webgpu: boolean; pageIsolated: boolean }>(`async (q) => {
+    const hello = await inPage<{ crossOriginIsolated: boolean; webgpu: boolean; adapter: string; softwareAdapter: boolean; pageIsolated: boolean }>(`async (q) => {
       const c = await q.QwenWorkerClient.create();
       const h = c.hello;
       await c.dispose();
@@ -91,6 +91,8 @@ describe('engine worker in headless Chromium', () => {
     expect(hello.pageIsolated).toBe(true);
     expect(hello.crossOriginIsolated).toBe(true);
     expect(hello.webgpu).toBe(true);
+    expect(hello.adapter).toMatch(/swiftshader/i);
+    expect(hello.softwareAdapter).toBe(true);
   });
 
   for (const backend of ['webgpu', 'cpu'] as const) {
@@ -288,7 +290,7 @@ describe('demo page', () => {
     const page = browser.page;
     await page.goto(`${server.url}/demo/`);
     await page.waitForSelector('body[data-ready]');
-    expect(await page.textContent('#env')).toMatch(/crossOriginIsolated: yes.*WebGPU adapter: yes/);
+    expect(await page.textContent('#env')).toMatch(/crossOriginIsolated: yes.*WebGPU adapter: yes — .*swiftshader.*software/);
     // a bad URL: the error is shown
     await page.fill('#model-url', '/fixtures/models/missing/');
     await page.selectOption('#backend', 'cpu');
