@@ -4,6 +4,8 @@
  * and Qwen's max_window_size (history budget of chat).
  */
 import type { GenerationOptions } from '../generate/options.js';
+import { compileResponseFormat, type ResponseFormat } from '../generate/constrained/index.js';
+import { ArgumentError } from '../errors.js';
 import { badParam } from './errors.js';
 
 export interface Limits {
@@ -65,6 +67,35 @@ function logitBias(v: unknown, vocabSize: number): Record<number, number> | unde
   return out;
 }
 
+/**
+ * response_format: {type:'text'} | {type:'json_object'} | {type:'json_schema', json_schema:{schema}}
+ * (+ extension {type:'grammar', grammar}: GBNF). Compiled here so a bad schema is a 400.
+ */
+function responseFormat(v: unknown): ResponseFormat | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw badParam('response_format', 'response_format must be an object', 'invalid_type');
+  let f: ResponseFormat;
+  if (v.type === 'text') return undefined;
+  else if (v.type === 'json_object') f = { type: 'json_object' };
+  else if (v.type === 'json_schema') {
+    const js = v.json_schema;
+    if (!isObject(js) || !(isObject(js.schema) || typeof js.schema === 'boolean')) {
+      throw badParam('response_format', 'response_format.json_schema.schema must be a JSON Schema object', 'invalid_type');
+    }
+    f = { type: 'json_schema', schema: js.schema as object };
+  } else if (v.type === 'grammar') {
+    if (typeof v.grammar !== 'string') throw badParam('response_format', 'response_format.grammar must be a string', 'invalid_type');
+    f = { type: 'grammar', grammar: v.grammar };
+  } else throw badParam('response_format', `response_format.type must be text, json_object, json_schema or grammar, got ${JSON.stringify(v.type)}`);
+  try {
+    compileResponseFormat(f);
+  } catch (e) {
+    if (e instanceof ArgumentError) throw badParam('response_format', e.message);
+    throw e;
+  }
+  return f;
+}
+
 /** Sampling fields shared by /v1/chat/completions and /v1/completions. */
 export function samplingRequest(body: Record<string, unknown>, limits: Limits): SamplingRequest {
   const n = num(body, 'n', 1, 1, true);
@@ -110,5 +141,7 @@ export function samplingRequest(body: Record<string, unknown>, limits: Limits): 
   if (stop && stop.length > 0) options.stop = stop;
   const bias = logitBias(body.logit_bias, limits.vocabSize);
   if (bias) options.logitBias = bias;
+  const format = responseFormat(body.response_format);
+  if (format) options.responseFormat = format;
   return { options, maxTokens, stream, includeUsage };
 }
