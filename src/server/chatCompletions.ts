@@ -2,7 +2,7 @@
 import { parseReactAnswer, ReactAnswerStream, REACT_STOP, type FunctionSpec, type ToolCall } from '../chat/react.js';
 import { chatPromptIds, generateText, type TextResult } from './engine.js';
 import { checkContext, checkOptions, newId, nowSeconds, withEngine, type EndpointContext } from './context.js';
-import { badParam, errorEvent } from './errors.js';
+import { badParam, cancelledEvent, errorEvent } from './errors.js';
 import { isAbort, json, sseResponse } from './http.js';
 import { parseMessages, parseTools } from './messages.js';
 import { samplingRequest } from './params.js';
@@ -136,7 +136,10 @@ export async function chatCompletions(body: Record<string, unknown>, ctx: Endpoi
       yield chunk({}, finish(a));
       if (s.includeUsage) yield { ...base, object: 'chat.completion.chunk', choices: [], usage: usageOf(result) };
     } catch (e) {
-      if (isAbort(e, ctx.signal)) return;
+      if (isAbort(e, ctx.signal)) {
+        yield cancelledEvent(); // not a bare [DONE]: the answer is incomplete
+        return;
+      }
       yield errorEvent(e);
     } finally {
       // closed while suspended at a yield: close the generation too, or it keeps the engine locked

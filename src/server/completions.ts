@@ -5,7 +5,7 @@
  */
 import { generateText, type TextResult } from './engine.js';
 import { checkContext, checkOptions, newId, nowSeconds, withEngine, type EndpointContext } from './context.js';
-import { badParam, errorEvent } from './errors.js';
+import { badParam, cancelledEvent, errorEvent } from './errors.js';
 import { isAbort, json, sseResponse } from './http.js';
 import { samplingRequest } from './params.js';
 
@@ -79,7 +79,10 @@ export async function completions(body: Record<string, unknown>, ctx: EndpointCo
         yield chunk(r.value, null);
       }
     } catch (e) {
-      if (isAbort(e, ctx.signal)) return;
+      if (isAbort(e, ctx.signal)) {
+        yield cancelledEvent(); // not a bare [DONE]: the answer is incomplete
+        return;
+      }
       yield errorEvent(e);
     } finally {
       // closed while suspended at a yield: close the generation too, or it keeps the engine locked

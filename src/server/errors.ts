@@ -45,3 +45,12 @@ export function toHttpError(e: unknown): HttpError {
 export function errorEvent(e: unknown) {
   return toHttpError(e).body();
 }
+
+/**
+ * The SSE payload ending a stream whose generation was aborted while a reader was still there
+ * (the server shutting down): without it the cut answer would end with a plain [DONE] and look
+ * complete. (A client that went away reads nothing, so it costs nothing there.)
+ */
+export function cancelledEvent() {
+  return new HttpError(503, 'the request was cancelled before the answer was complete (server shutting down)', null, 'cancelled').body();
+}

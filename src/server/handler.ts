@@ -158,6 +158,8 @@ export function createHandler(engine: Engine, opts: HandlerOptions = {}): Handle
       return res;
     } catch (e) {
       if (isAbort(e, linked.signal) && !(e instanceof HttpError)) {
+        // cancelled by the server's shutdown (not by the client, which 499 means): 503, retry elsewhere
+        if (shutdown.signal.aborted) return errorResponse(new HttpError(503, 'the server is shutting down; the request was cancelled', null, 'shutting_down'), corsHeaders);
         return errorResponse(new HttpError(499, 'the request was cancelled', null, 'cancelled'), corsHeaders);
       }
       return errorResponse(toHttpError(e), corsHeaders);
