@@ -232,11 +232,12 @@ export interface ServerSoakResult {
   ms: number;
 }
 
-/** Parses an SSE chat stream: the concatenated content, and whether it ended with [DONE]. */
-function sseContent(text: string): { content: string; done: boolean; error?: string } {
+/** Parses an SSE chat stream: the concatenated content, whether a finish_reason and [DONE] came, any error event. */
+function sseContent(text: string): { content: string; done: boolean; finished: boolean; error?: { message: string; code: string | null } } {
   let content = '';
   let done = false;
-  let error: string | undefined;
+  let finished = false;
+  let error: { message: string; code: string | null } | undefined;
   for (const block of text.split('\n\n')) {
     if (!block.startsWith('data: ')) continue;
     const data = block.slice(6);
@@ -245,10 +246,11 @@ function sseContent(text: string): { content: string; done: boolean; error?: str
       continue;
     }
     const ev = JSON.parse(data);
-    if (ev.error) error = ev.error.message;
+    if (ev.error) error = ev.error;
+    if (ev.choices?.[0]?.finish_reason) finished = true;
     content += ev.choices?.[0]?.delta?.content ?? '';
   }
-  return { content, done, error };
+  return { content, done, finished, error };
 }
 
 const SOAK_QUERIES = [
@@ -303,9 +305,9 @@ export async function serverSoak(model: QwenModel, opts: ServerSoakOptions): Pro
             continue;
           }
           const s = sseContent(text);
-          if (!s.done || s.error) {
+          if (!s.done || !s.finished || s.error) {
             res.errors++;
-            fail(`client ${c} request ${k}: stream ended without [DONE] or with an error: ${s.error}`);
+            fail(`client ${c} request ${k}: stream ended without finish_reason and [DONE], or with an error: ${JSON.stringify(s.error)}`);
           } else if (s.content !== solo.get(q)) {
             res.mismatches++;
             fail(`client ${c} request ${k}: ${JSON.stringify(s.content)} ≠ solo ${JSON.stringify(solo.get(q))} for ${JSON.stringify(q)}`);
@@ -327,8 +329,9 @@ export async function serverSoak(model: QwenModel, opts: ServerSoakOptions): Pro
         const resp = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(q, true) });
         if (resp.status === 503) return 'refused';
         const s = sseContent(await resp.text());
-        if (resp.status === 200 && s.done && !s.error && s.content === solo.get(q)) return 'completed';
-        if (resp.status === 200 && !s.done && solo.get(q)!.startsWith(s.content)) return 'cancelled';
+        if (resp.status === 200 && s.done && s.finished && !s.error && s.content === solo.get(q)) return 'completed';
+        // cut short: says so (an error event, code "cancelled") or the connection ended early — never a clean finish
+        if (resp.status === 200 && !s.finished && (s.error?.code === 'cancelled' || !s.done) && solo.get(q)!.startsWith(s.content)) return 'cancelled';
         return `bad: ${resp.status} ${JSON.stringify(s)}`;
       } catch (e) {
         // the connection was closed by the shutdown before or while answering

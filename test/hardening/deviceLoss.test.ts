@@ -122,7 +122,7 @@ describe('device loss', () => {
     expect(r.ids.length).toBe(N);
     // wherever the loss landed, the tokens after the last GPU one are the CPU's continuation
     let ok = false;
-    for (let j = K; j <= N && !ok; j++) {
+    for (let j: number = K; j <= N && !ok; j++) {
       const tail = j === N ? [] : await cpuAnswer([...IDS, ...r.ids.slice(0, j)], N - j);
       ok = JSON.stringify(tail) === JSON.stringify(r.ids.slice(j));
     }
