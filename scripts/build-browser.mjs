@@ -2,26 +2,28 @@
 /**
  * The browser bundle: dist/browser/{index.js, engineWorker.js, chunks} as ES modules with the wasm
  * kernels and WGSL shaders inlined (src/**\/*.generated.ts), and assets/qwen.tiktoken.gz copied
- * beside them (fetched relative to the module, for synthetic models). Needs `npm run build:gen`
- * first (the generated sources). Prints the sizes.
+ * beside them (fetched relative to the module, for synthetic models). Regenerates the generated
+ * sources first (needs build/qwen-rt.wasm from `npm run build:wasm`). Prints the sizes.
  */
 import { rolldown } from 'rolldown';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist/browser');
 const minify = !process.argv.includes('--no-minify');
 
-for (const f of ['src/backend/cpu/kernels.generated.ts', 'src/backend/webgpu/shaders.generated.ts']) {
-  if (!existsSync(join(root, f))) {
-    console.error(`missing ${f}: run \`npm run build:wasm && npm run build:gen\` first`);
-    process.exit(1);
-  }
+// The bundle inlines src/**/*.generated.ts: regenerate them from build/qwen-rt.wasm and wgsl/ so
+// it never ships stale shaders (cheap; the wasm itself comes from `npm run build:wasm`).
+if (!existsSync(join(root, 'build/qwen-rt.wasm'))) {
+  console.error('missing build/qwen-rt.wasm: run `npm run build:wasm` first');
+  process.exit(1);
 }
+execFileSync(process.execPath, [join(root, 'scripts/generate-assets.mjs')], { stdio: 'ignore' });
 
 rmSync(out, { recursive: true, force: true });
 const bundle = await rolldown({
