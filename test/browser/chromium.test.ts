@@ -49,9 +49,9 @@ let fault: ((entry: LogEntry, req: import('node:http').IncomingMessage, res: imp
 const requestsTo = (path: string, since: number) => server.log.slice(since).filter((e) => e.path === path);
 
 /** Runs fn(qwenModule, arg) in the page (a string, so vitest's transform does not touch its import()). */
-async function inPage<T>(fn: string, arg?: unknown): Promise<T> {
+async function inPage<T>(fn: string, arg?: unknown, page = browser.page): Promise<T> {
   const expr = `(async () => { const qwen = await import('/dist/browser/index.js'); return (${fn})(qwen, ${JSON.stringify(arg ?? null)}); })()`;
-  return browser.page.evaluate(expr) as Promise<T>;
+  return page.evaluate(expr) as Promise<T>;
 }
 
 beforeAll(async () => {
@@ -62,7 +62,7 @@ beforeAll(async () => {
   const manifest = (hash: string) => JSON.stringify({ files: { [WEIGHTS]: { size: weights.length, sha256: hash } } });
   server = await startServer({
     // the same checkpoint under more URLs: separate cache entries per test
-    mounts: { '/resume/': fixtureDir, '/signed/': fixtureDir, '/badsig/': fixtureDir, '/ui/': fixtureDir },
+    mounts: { '/resume/': fixtureDir, '/signed/': fixtureDir, '/badsig/': fixtureDir, '/ui/': fixtureDir, '/abortload/': fixtureDir },
     files: {
       '/signed/qwen-rt.manifest.json': manifest(sha),
       '/badsig/qwen-rt.manifest.json': manifest(sha.replace(/^./, (c) => (c === '0' ? '1' : '0'))),
@@ -262,6 +262,54 @@ describe('engine worker in headless Chromium', () => {
     expect(r.aborted.tokens).toEqual(k.output_ids.slice(0, r.aborted.tokens.length));
     expect(r.aborted.response).toBe(tok.decode(r.aborted.tokens).trim());
     expect(r.after).toEqual(cases[3].output_ids); // a fresh turn after the aborted one (history case)
+  });
+
+  it('a load can be aborted mid-download (E_ABORTED); the next load resumes it', async () => {
+    const r = await inPage<{ code: string; fetched: number; info: any }>(`async (q, { chunk }) => {
+      const c = await q.QwenWorkerClient.create();
+      const ctl = new AbortController();
+      let code = 'none';
+      try {
+        await c.load('/abortload/', { backend: 'cpu', cache: { chunkSize: chunk, parallel: 1 }, signal: ctl.signal,
+          onProgress: (p) => { if (p.phase === 'download' && p.bytesFetched >= 2 * chunk) ctl.abort(); } });
+      } catch (e) { code = e.code; }
+      const info = await c.load('/abortload/', { backend: 'cpu', cache: { chunkSize: chunk } });
+      await c.dispose();
+      return { code, info };
+    }`, { chunk: CHUNK });
+    expect(r.code).toBe('E_ABORTED');
+    expect(r.info.bytesFetched).toBeGreaterThan(0);
+    expect(r.info.bytesFetched).toBeLessThanOrEqual(WEIGHTS_SIZE - 2 * CHUNK + 4e6); // configs + vocabulary at most
+  });
+
+  it('a page that is not crossOriginIsolated says so and runs the CPU backend on one thread', async () => {
+    fault = (entry, req, res) => {
+      if (entry.path === '/demo/' && req.url?.includes('plain=1')) {
+        res.removeHeader('Cross-Origin-Opener-Policy');
+        res.removeHeader('Cross-Origin-Embedder-Policy');
+      }
+      return false;
+    };
+    const page = await browser.ctx.newPage();
+    try {
+      await page.goto(`${server.url}/demo/?plain=1`);
+      await page.waitForSelector('body[data-ready]');
+      expect(await page.textContent('#env')).toMatch(/crossOriginIsolated: NO — wasm runs single-threaded/);
+      const k = cases[3];
+      const r = await inPage<{ info: any; tokens: number[] }>(`async (q, { url, k }) => {
+        const c = await q.QwenWorkerClient.create();
+        const info = await c.load(url, { backend: 'cpu' });
+        const r = await c.chat(k.query, { history: k.history, system: k.system, doSample: false, repetitionPenalty: k.generation.repetition_penalty, maxNewTokens: k.generation.max_new_tokens });
+        await c.dispose();
+        return { info, tokens: r.tokens };
+      }`, { url: MODEL_URL, k }, page);
+      expect(r.info.crossOriginIsolated).toBe(false);
+      expect(r.info.threads).toBe(1);
+      expect(r.tokens).toEqual(k.output_ids);
+    } finally {
+      fault = undefined;
+      await page.close();
+    }
   });
 
   it('errors cross the worker as {code, message}', async () => {
