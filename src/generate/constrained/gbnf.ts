@@ -97,7 +97,7 @@ export function parseGbnf(src: string): GrammarRules {
       }
       const lo = char();
       let hi = lo;
-      if (src[i] === '-' && src[i + 1] !== ']') {
+      if (src[i] === '-' && i + 1 < src.length && src[i + 1] !== ']') {
         i++;
         hi = char();
         if (hi < lo) fail(`character range is reversed (${String.fromCodePoint(lo)}-${String.fromCodePoint(hi)})`);

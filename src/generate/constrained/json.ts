@@ -1,7 +1,8 @@
 /**
  * JSON grammar pieces (RFC 8259) shared by json_object and JSON Schema. Whitespace between tokens is
  * bounded (WS_MAX bytes) so a model cannot loop on spaces forever; numbers are bounded too
- * (≤ 16 integer digits, ≤ 16 fraction digits, ≤ 2 exponent digits), so every number parses finite.
+ * (≤ 21 integer digits, ≤ 24 fraction digits — what JSON.stringify writes — and ≤ 2 exponent
+ * digits), so every number parses finite.
  */
 import { alt, cls, lit, opt, ref, rep, seq, star, type Expr, type GrammarRules } from './grammar.js';
 
@@ -17,10 +18,10 @@ export const stringChar: Expr = alt(
   seq(lit('\\'), alt(cls([0x22, 0x22, 0x5c, 0x5c, 0x2f, 0x2f, 0x62, 0x62, 0x66, 0x66, 0x6e, 0x6e, 0x72, 0x72, 0x74, 0x74]), seq(lit('u'), hex, hex, hex, hex))),
 );
 
-export const integerExpr: Expr = seq(opt(lit('-')), alt(lit('0'), seq(cls([0x31, 0x39]), rep(digit, 0, 15))));
+export const integerExpr: Expr = seq(opt(lit('-')), alt(lit('0'), seq(cls([0x31, 0x39]), rep(digit, 0, 20))));
 export const numberExpr: Expr = seq(
   integerExpr,
-  opt(seq(lit('.'), rep(digit, 1, 16))),
+  opt(seq(lit('.'), rep(digit, 1, 24))),
   opt(seq(cls([0x65, 0x65, 0x45, 0x45]), opt(cls([0x2b, 0x2b, 0x2d, 0x2d])), rep(digit, 1, 2))),
 );
 

@@ -40,6 +40,21 @@ function count(s: Record<string, unknown>, key: string, path: string): number | 
   return v;
 }
 
+/** Exactly the JSON value `v` (members in its key order), with bounded whitespace between tokens. */
+function valueExpr(v: unknown): Expr {
+  if (Array.isArray(v)) {
+    if (v.length === 0) return seq(lit('['), ws, lit(']'));
+    return seq(lit('['), ws, ...v.flatMap((x, i) => (i === 0 ? [valueExpr(x)] : [ws, lit(','), ws, valueExpr(x)])), ws, lit(']'));
+  }
+  if (isObject(v)) {
+    const es = Object.entries(v);
+    if (es.length === 0) return seq(lit('{'), ws, lit('}'));
+    const member = ([k, x]: [string, unknown]) => seq(lit(JSON.stringify(k)), ws, lit(':'), ws, valueExpr(x));
+    return seq(lit('{'), ws, ...es.flatMap((e, i) => (i === 0 ? [member(e)] : [ws, lit(','), ws, member(e)])), ws, lit('}'));
+  }
+  return lit(JSON.stringify(v));
+}
+
 /** Grammar rules for values valid under `schema`; the entry rule is `root`. */
 export function schemaRules(schema: unknown): GrammarRules {
   const rules: GrammarRules = new Map();
@@ -63,13 +78,14 @@ export function schemaRules(schema: unknown): GrammarRules {
     const admits = (v: unknown) => !types || types.includes(typeOf(v)) || (types.includes('number') && typeof v === 'number');
     if (s.const !== undefined) {
       if (!admits(s.const)) fail(`${path}/const`, `const ${JSON.stringify(s.const)} does not match type ${JSON.stringify(s.type)}`);
-      return lit(JSON.stringify(s.const));
+      return valueExpr(s.const);
     }
     if (s.enum !== undefined) {
       if (!Array.isArray(s.enum) || s.enum.length === 0) fail(`${path}/enum`, 'enum must be a non-empty array');
       const vals = s.enum.filter(admits);
       if (vals.length === 0) fail(`${path}/enum`, `no enum value matches type ${JSON.stringify(s.type)}`);
-      return alt(...[...new Set(vals.map((v) => JSON.stringify(v)))].map(lit));
+      const unique = new Map(vals.map((v) => [JSON.stringify(v), v]));
+      return alt(...[...unique.values()].map(valueExpr));
     }
     if (s.anyOf !== undefined) {
       if (!Array.isArray(s.anyOf) || s.anyOf.length === 0) fail(`${path}/anyOf`, 'anyOf must be a non-empty array');
