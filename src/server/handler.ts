@@ -54,6 +54,7 @@ export function createHandler(engine: Engine, opts: HandlerOptions = {}): Handle
   }
   const queue = new RequestQueue(maxQueue);
   const shutdown = new AbortController();
+  const live = new Set<AbortController>();
   const limits = {
     maxTokens,
     defaultMaxTokens: Math.min(engine.generationConfig.maxNewTokens, maxTokens),
@@ -129,11 +130,16 @@ export function createHandler(engine: Engine, opts: HandlerOptions = {}): Handle
       return opts.cors ? new Response(null, { status: 204, headers: corsHeaders }) : errorResponse(methodNotAllowed('OPTIONS', path));
     }
     const own = new AbortController();
-    const linked = anySignal([req.signal, shutdown.signal, own.signal]);
+    // Shutdown reaches requests through `live`, not a listener each on shutdown.signal: past 10
+    // concurrent requests Node would print a MaxListenersExceededWarning ("possible memory leak").
+    if (shutdown.signal.aborted) own.abort();
+    live.add(own);
+    const linked = anySignal([req.signal, own.signal]);
     active++;
     let streaming = false;
     const done = () => {
       linked.dispose();
+      live.delete(own);
       if (--active === 0) {
         const w = idleWaiters;
         idleWaiters = [];
@@ -177,6 +183,7 @@ export function createHandler(engine: Engine, opts: HandlerOptions = {}): Handle
     },
     abortAll() {
       shutdown.abort();
+      for (const c of live) c.abort();
     },
     idle() {
       return active === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r));
