@@ -281,6 +281,9 @@ export async function serverSoak(model: QwenModel, opts: ServerSoakOptions): Pro
   };
   let peak = res.startRssBytes;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
+  // e.g. MaxListenersExceededWarning: listeners piling up per request look like a leak in server logs
+  const onWarning = (w: Error) => fail(`process warning: ${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
   try {
     // solo answers: one request at a time, non-streaming
     const solo = new Map<string, string>();
@@ -352,6 +355,7 @@ export async function serverSoak(model: QwenModel, opts: ServerSoakOptions): Pro
     if (after !== 'refused') fail(`after close the server still answers: ${after}`);
   } finally {
     clearInterval(sampler);
+    process.off('warning', onWarning);
     await server.close({ timeoutMs: 100 });
   }
   res.peakRssBytes = Math.max(peak, process.memoryUsage.rss());
