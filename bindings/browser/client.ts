@@ -22,6 +22,8 @@ export interface LoadOptions {
   cache?: LoadRequest['cache'];
   onProgress?: (p: ProgressEvent) => void;
   signal?: AbortSignal;
+  /** Ask the browser to keep the cached weights under storage pressure (default true; pages only). */
+  persist?: boolean;
 }
 
 export interface ClientChatOptions extends WireChatOptions {
@@ -193,6 +195,8 @@ export class QwenWorkerClient {
    */
   async load(source: string, opts: LoadOptions = {}): Promise<LoadedInfo> {
     const resolved = source.startsWith('synthetic:') ? source : new URL(source, location.href).href;
+    // best effort: StorageManager.persist exists on pages, not in workers, and may be refused
+    if (opts.persist !== false && !source.startsWith('synthetic:')) await navigator.storage?.persist?.().catch(() => false);
     const info = await this.request<LoadedInfo>(
       (id) => ({ type: 'load', id, source: resolved, backend: opts.backend, threads: opts.threads, cache: opts.cache, prefillChunk: opts.prefillChunk }),
       (e) => e.type === 'progress' && opts.onProgress?.(e),
