@@ -355,9 +355,11 @@ export function gptqPrepI16(lo: i32, hi: i32, tid: i32, inF: i32, gsize: i32, x:
 }
 
 /**
- * Two-part int16 activations ("split16"): t = x · 32767 / max|x| (f64), hi = round(t),
- * lo = round((t − hi) · 32768), so x = s · (hi + lo / 32768) to ~2^-31 of the group's max.
- * Per block of 32 rows: 32 hi then 32 lo values, each in the permuted order; xsum: i32 [rows][groups][2].
+ * Two-part int16 activations ("split16"). Per group, s is the power of two with max|x| ≤ 32767·s;
+ * hi = round(x / s), r = x − hi·s (exact: power-of-two scaling), lo = round(r · 32768 / s), so
+ * x = s·(hi + lo/32768) to within s/65536 ≤ 2^-30 of the group's max. Per block of 32 rows: 32 hi
+ * then 32 lo values, each in the permuted order; xs: f32 [rows][groups] = s;
+ * xsum: i32 [rows][groups][2] = (Σ hi, Σ lo). Vectorised when the row order is the identity.
  */
 export function gptqPrepS16(lo: i32, hi: i32, tid: i32, inF: i32, gsize: i32, x: usize, perm: usize, xq: usize, xs: usize, xsum: usize): void {
   const groups = inF / gsize;
@@ -367,32 +369,83 @@ export function gptqPrepS16(lo: i32, hi: i32, tid: i32, inF: i32, gsize: i32, x:
     for (let g = 0; g < groups; g++) {
       const k0 = g * gsize;
       let m: f32 = 0;
-      for (let k = k0; k < k0 + gsize; k++) {
-        const src = perm ? load<i32>(perm + (<usize>k << 2)) : k;
-        const v = Mathf.abs(load<f32>(xr + (<usize>src << 2)));
-        if (v > m) m = v;
+      if (perm) {
+        for (let k = k0; k < k0 + gsize; k++) m = Mathf.max(m, Mathf.abs(load<f32>(xr + (<usize>load<i32>(perm + (<usize>k << 2)) << 2))));
+      } else {
+        let mv = f32x4.splat(0);
+        for (let k = k0; k < k0 + gsize; k += 4) mv = f32x4.max(mv, f32x4.abs(v128.load(xr + (<usize>k << 2))));
+        m = Mathf.max(Mathf.max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), Mathf.max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
       }
-      const inv: f64 = m > 0 ? 32767.0 / <f64>m : 0;
+      // s = 2^e with e = ceil(log2(m / 32767)), kept where 1/s and 32768/s are finite normals
+      let e: i32 = 0;
+      if (m > 0) {
+        e = <i32>Math.ceil(Math.log2(<f64>m / 32767.0));
+        if (e < -100) e = -100;
+        // log2 may round just below an integer: make sure max|x| / s ≤ 32767 (exact scaling)
+        if (m * reinterpret<f32>((127 - e) << 23) > <f32>32767) e++;
+      }
+      const sc = reinterpret<f32>((e + 127) << 23);
+      const inv = reinterpret<f32>((127 - e) << 23);
+      const lsc = reinterpret<f32>((127 + 15 - e) << 23);
       let sumHi = 0;
       let sumLo = 0;
-      for (let k = k0; k < k0 + gsize; k++) {
-        const src = perm ? load<i32>(perm + (<usize>k << 2)) : k;
-        const t = <f64>load<f32>(xr + (<usize>src << 2)) * inv;
-        const h = nearest<f64>(t);
-        let qh = <i32>h;
-        if (qh > 32767) qh = 32767;
-        if (qh < -32767) qh = -32767;
-        let ql = <i32>nearest<f64>((t - <f64>qh) * 32768.0);
-        if (ql > 32767) ql = 32767;
-        if (ql < -32767) ql = -32767;
-        const pos = ((k & ~31) << 1) + permPos(k & 31);
-        store<i16>(qr + (<usize>pos << 1), <i16>qh);
-        store<i16>(qr + (<usize>(pos + 32) << 1), <i16>ql);
-        sumHi += qh;
-        sumLo += ql;
+      if (perm) {
+        for (let k = k0; k < k0 + gsize; k++) {
+          const v = load<f32>(xr + (<usize>load<i32>(perm + (<usize>k << 2)) << 2));
+          const hf = nearest<f32>(v * inv);
+          const qh = <i32>hf;
+          const ql = <i32>nearest<f32>((v - hf * sc) * lsc);
+          const pos = ((k & ~31) << 1) + permPos(k & 31);
+          store<i16>(qr + (<usize>pos << 1), <i16>qh);
+          store<i16>(qr + (<usize>(pos + 32) << 1), <i16>ql);
+          sumHi += qh;
+          sumLo += ql;
+        }
+      } else {
+        const iv = f32x4.splat(inv);
+        const sv = f32x4.splat(sc);
+        const lv = f32x4.splat(lsc);
+        let hs = i32x4.splat(0);
+        let ls = i32x4.splat(0);
+        for (let k = k0; k < k0 + gsize; k += 32) {
+          const src = xr + (<usize>k << 2);
+          const dst = qr + (<usize>k << 2);
+          // two halves of 16 values: rows 4l + s for l in 0..3 (half 0) and 4..7 (half 1)
+          for (let half = 0; half < 2; half++) {
+            const p = src + (<usize>half << 6);
+            const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+            const f0 = f32x4.nearest(f32x4.mul(v0, iv)), f1 = f32x4.nearest(f32x4.mul(v1, iv));
+            const f2 = f32x4.nearest(f32x4.mul(v2, iv)), f3 = f32x4.nearest(f32x4.mul(v3, iv));
+            const h0 = i32x4.trunc_sat_f32x4_s(f0), h1 = i32x4.trunc_sat_f32x4_s(f1);
+            const h2 = i32x4.trunc_sat_f32x4_s(f2), h3 = i32x4.trunc_sat_f32x4_s(f3);
+            const l0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(f32x4.sub(v0, f32x4.mul(f0, sv)), lv)));
+            const l1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(f32x4.sub(v1, f32x4.mul(f1, sv)), lv)));
+            const l2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(f32x4.sub(v2, f32x4.mul(f2, sv)), lv)));
+            const l3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(f32x4.sub(v3, f32x4.mul(f3, sv)), lv)));
+            hs = i32x4.add(hs, i32x4.add(i32x4.add(h0, h1), i32x4.add(h2, h3)));
+            ls = i32x4.add(ls, i32x4.add(i32x4.add(l0, l1), i32x4.add(l2, l3)));
+            // 4×4 transposes: T_s = [v0[s], v1[s], v2[s], v3[s]] (rows 4l + s, l = 4·half + 0..3)
+            const ha = i32x4.shuffle(h0, h1, 0, 4, 1, 5), hb = i32x4.shuffle(h2, h3, 0, 4, 1, 5);
+            const hc = i32x4.shuffle(h0, h1, 2, 6, 3, 7), hd = i32x4.shuffle(h2, h3, 2, 6, 3, 7);
+            const la = i32x4.shuffle(l0, l1, 0, 4, 1, 5), lb = i32x4.shuffle(l2, l3, 0, 4, 1, 5);
+            const lc = i32x4.shuffle(l0, l1, 2, 6, 3, 7), ld = i32x4.shuffle(l2, l3, 2, 6, 3, 7);
+            // i16 position of (s, l) in the block: s·8 + l; this half fills l = 4·half .. 4·half + 3
+            const o = dst + (<usize>half << 3);
+            v128.store64_lane(o, i16x8.narrow_i32x4_s(i32x4.shuffle(ha, hb, 0, 1, 4, 5), i32x4.splat(0)), 0);
+            v128.store64_lane(o + 16, i16x8.narrow_i32x4_s(i32x4.shuffle(ha, hb, 2, 3, 6, 7), i32x4.splat(0)), 0);
+            v128.store64_lane(o + 32, i16x8.narrow_i32x4_s(i32x4.shuffle(hc, hd, 0, 1, 4, 5), i32x4.splat(0)), 0);
+            v128.store64_lane(o + 48, i16x8.narrow_i32x4_s(i32x4.shuffle(hc, hd, 2, 3, 6, 7), i32x4.splat(0)), 0);
+            v128.store64_lane(o + 64, i16x8.narrow_i32x4_s(i32x4.shuffle(la, lb, 0, 1, 4, 5), i32x4.splat(0)), 0);
+            v128.store64_lane(o + 80, i16x8.narrow_i32x4_s(i32x4.shuffle(la, lb, 2, 3, 6, 7), i32x4.splat(0)), 0);
+            v128.store64_lane(o + 96, i16x8.narrow_i32x4_s(i32x4.shuffle(lc, ld, 0, 1, 4, 5), i32x4.splat(0)), 0);
+            v128.store64_lane(o + 112, i16x8.narrow_i32x4_s(i32x4.shuffle(lc, ld, 2, 3, 6, 7), i32x4.splat(0)), 0);
+          }
+        }
+        sumHi = i32x4.extract_lane(hs, 0) + i32x4.extract_lane(hs, 1) + i32x4.extract_lane(hs, 2) + i32x4.extract_lane(hs, 3);
+        sumLo = i32x4.extract_lane(ls, 0) + i32x4.extract_lane(ls, 1) + i32x4.extract_lane(ls, 2) + i32x4.extract_lane(ls, 3);
       }
       const gi = <usize>(r * groups + g);
-      store<f32>(xs + (gi << 2), <f32>(<f64>m / 32767.0));
+      store<f32>(xs + (gi << 2), sc);
       store<i32>(xsum + (gi << 3), sumHi);
       store<i32>(xsum + (gi << 3), sumLo, 4);
     }

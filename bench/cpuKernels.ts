@@ -61,6 +61,20 @@ for (let round = 0; round < Number(values.rounds); round++) {
     gbs.set(name, list);
   }
 }
+// activation preparation per call (one row of 5504, the 1.8B mlp.c_proj input)
+const prepK = 5504;
+const px = a.alloc(prepK * 4);
+new Float32Array(a.memory.buffer, px, prepK).forEach((_, i, arr) => (arr[i] = Math.sin(i) * 3));
+for (const k of ['gptqPrepS16', 'gptqPrepI16'] as const) {
+  for (let i = 0; i < 200; i++) a.k[k](0, 1, 0, prepK, vg, px, 0, xq, xs, xsum);
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < 300) {
+    a.k[k](0, 1, 0, prepK, vg, px, 0, xq, xs, xsum);
+    n++;
+  }
+  console.log(`${k} (${prepK} values): ${(((performance.now() - t0) / n) * 1000).toFixed(1)} µs`);
+}
 console.log('| kernel (1 thread, 5120×13696 int4) | best GB/s | median GB/s |\n|---|---|---|');
 for (const [name, l] of gbs) {
   const sorted = [...l].sort((p, q) => p - q);

@@ -148,6 +148,30 @@ describe('GPTQ random layers (vs f64 loop and the reference backend)', () => {
     }
   }
 
+  it('activation edge cases: an all-zero group, exact powers of two, tiny and huge groups (identity and desc_act)', async () => {
+    const inF = 256;
+    const outF = 16;
+    for (const descAct of [false, true]) {
+      const g = makeGptq(inF, outF, 32, 77, { descAct });
+      const src = gptqSource(g);
+      const x = randoms(inF, 78);
+      for (let k = 0; k < 32; k++) x[k] = 0; // group 0 all zero
+      for (let k = 32; k < 64; k++) x[k] = 2 ** ((k % 5) - 2) * (k % 2 ? -1 : 1); // powers of two
+      x[64] = 32767 * 2 ** -3; // max exactly 32767·s
+      for (let k = 96; k < 128; k++) x[k] *= 1e-30; // tiny
+      for (let k = 128; k < 160; k++) x[k] *= 1e30; // huge
+      const want = matmulInOut(x, g.dequant, 1, inF, outF);
+      let mag = 0;
+      for (let c = 0; c < outF; c++) {
+        let m = 0;
+        for (let k = 0; k < inF; k++) m += Math.abs(x[k] * g.dequant[k * outF + c]);
+        mag = Math.max(mag, m);
+      }
+      const y = await run(split, src, x, 1);
+      for (let i = 0; i < outF; i++) expect(Math.abs(y[i] - want[i])).toBeLessThanOrEqual(mag * 2e-6);
+    }
+  });
+
   it('rejects inconsistent tensors with the tensor name', async () => {
     const g = makeGptq(64, 8, 32, 1);
     const src = gptqSource(g);
