@@ -43,7 +43,7 @@ export interface CpuBackendOptions {
   /**
    * Activations of the int4 matmul (all use the packed 4-bit weights as they are):
    * - 'split16' (default): x = s·(hi + lo/32768) with two int16 parts per value and integer dot
-   *   products; as precise as f32 accumulation (error ~2^-31 of the group's max |x|).
+   *   products; as precise as f32 accumulation (error ≤ 2^-30 of the group's max |x|).
    * - 'int16': one int16 part, fastest; error up to max|x|/65534 per value (≈3e-5 relative),
    *   about the size of the fixtures' 1e-4 logits tolerance, so not the default.
    * - 'f32': f32 products of the dequantised nibbles (slowest).
