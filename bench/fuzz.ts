@@ -434,7 +434,9 @@ function tiktokenTarget(): FuzzTarget & { meter: Meter } {
 /** decode(encode(s)) === NFC(s) (lone surrogates become U+FFFD, as in UTF-8). */
 function roundTripTarget(tok: QwenTokenizer): FuzzTarget & { meter: Meter } {
   const meter = new Meter();
-  const prop = fc.property(textArb, fc.boolean(), (s, plain) => {
+  // long texts too: pieces that straddle the BPE cache limit, long runs of one class
+  const text = fc.oneof({ weight: 9, arbitrary: textArb }, { weight: 1, arbitrary: fc.array(textArb, { maxLength: 60 }).map((a) => a.join('')) });
+  const prop = fc.property(text, fc.boolean(), (s, plain) => {
     meter.sync(() => {
       const ids = tok.encode(s, plain ? { allowedSpecial: [] } : {});
       check(ids.every((id) => Number.isInteger(id) && id >= 0 && id < tok.vocabSize), 'ids in range');

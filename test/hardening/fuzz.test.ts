@@ -9,13 +9,13 @@ import { describe, expect, it } from 'vitest';
 import { fuzzTargets, runTarget } from '../../bench/fuzz.js';
 import { modelDir } from '../support/fixtures.js';
 
-const RUNS: Record<string, number> = { 'server-requests': 300, 'qwen-tiktoken': 300, 'tokenizer-roundtrip': 1000 };
+const RUNS: Record<string, number> = { 'server-requests': 1000, 'qwen-tiktoken': 1000 };
 const targets = fuzzTargets(new Uint8Array(readFileSync(join(modelDir('qwen-tiny-int4'), 'qwen.tiktoken'))));
 
 describe('fuzz (fixed seed)', () => {
   it.each(targets.map((t) => [t.name, t] as const))('%s', async (_name, t) => {
-    const r = await runTarget(t, RUNS[t.name] ?? 500, 1127);
+    const r = await runTarget(t, RUNS[t.name] ?? 3000, 1127);
     expect(r.failed, `${r.error}\ncounterexample: ${r.counterexample}`).toBe(false);
-    expect(r.runs).toBe(RUNS[t.name] ?? 500);
+    expect(r.runs).toBe(RUNS[t.name] ?? 3000);
   });
 });
