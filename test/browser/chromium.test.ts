@@ -20,6 +20,8 @@ const WEIGHTS = 'model.safetensors';
 const WEIGHTS_SIZE = statSync(join(modelDir(MODEL), WEIGHTS)).size;
 const CHUNK = 4 << 20; // 19 chunks of the 78 MB weights: enough to interrupt and resume
 const ARTIFACTS = join(ROOT, 'test/browser/artifacts');
+/** Time limit of the WebGPU (SwiftShader) tests: CPU-bound, and `npm test` runs 2 files at once. */
+const SLOW_MS = 300_000;
 const chat = golden(MODEL, 'chat');
 const tok = QwenTokenizer.fromTiktoken(readFileSync(join(modelDir(MODEL), 'qwen.tiktoken')));
 
@@ -134,7 +136,7 @@ describe('engine worker in headless Chromium', () => {
       });
       // the weights came through ranged requests (the first test downloads; the second may hit the cache)
       for (const e of requestsTo(`${MODEL_URL}${WEIGHTS}`, before)) if (e.method === 'GET') expect(e.range).toMatch(/^bytes=\d+-\d+$/);
-    });
+    }, SLOW_MS); // SwiftShader: ~25-50 s alone for the whole chat.json on this 2-core machine, more beside other test files
   }
 
   it('a reload loads from the Cache API: no weight bytes from the network, and the same answer', async () => {
@@ -262,7 +264,7 @@ describe('engine worker in headless Chromium', () => {
     expect(r.aborted.tokens).toEqual(k.output_ids.slice(0, r.aborted.tokens.length));
     expect(r.aborted.response).toBe(tok.decode(r.aborted.tokens).trim());
     expect(r.after).toEqual(cases[3].output_ids); // a fresh turn after the aborted one (history case)
-  });
+  }, SLOW_MS);
 
   it('a load can be aborted mid-download (E_ABORTED); the next load resumes it', async () => {
     const r = await inPage<{ code: string; fetched: number; info: any }>(`async (q, { chunk }) => {
