@@ -35,7 +35,7 @@ const reps = Number(values.reps);
 const date = new Date().toISOString();
 
 function emit(row: Record<string, unknown>): void {
-  const line = JSON.stringify({ ...row, cpu: cpus()[0]?.model, node: process.version, date });
+  const line = JSON.stringify({ ...row, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date });
   console.log(line);
   mkdirSync(dirname(values.out!), { recursive: true });
   appendFileSync(values.out!, line + '\n');
