@@ -137,7 +137,7 @@ export class QwenModel {
    * Prefills `ids` on top of the longest cached prefix. A cache whose NTK alpha differs from what
    * a fresh prefill of `ids` would use is recomputed from scratch, so results equal a fresh prefill.
    */
-  private prefill(ids: ArrayLike<number>, signal?: AbortSignal): number {
+  private async prefill(ids: ArrayLike<number>, signal?: AbortSignal): Promise<number> {
     const c = this.config;
     let reuse = this.cache.reusablePrefix(ids);
     if (reuse > 0 && this.cache.ntkAlpha !== ntkAlpha(ids.length, c.seqLength, c.useDynamicNtk)) reuse = 0;
@@ -146,6 +146,9 @@ export class QwenModel {
     const rest = Array.prototype.slice.call(ids, reuse) as number[];
     const chunk = this.options.prefillChunk ?? 256;
     for (let start = 0; start < rest.length; start += chunk) {
+      // Yield between chunks: on the CPU a chunk runs synchronously, so without this an abort
+      // (Ctrl-C, a client disconnect) could only be seen once the whole prompt was prefilled.
+      if (start > 0) await nextTask();
       if (signal?.aborted) throw new AbortError();
       this.executor.prefill(this.cache, rest.slice(start, start + chunk), ids.length);
     }
@@ -158,7 +161,7 @@ export class QwenModel {
     return this.exclusive(async () => {
       for (;;) {
         try {
-          this.prefill(ids);
+          await this.prefill(ids);
           return await this.backend.read(this.executor.logits, 0, this.config.vocabSize);
         } catch (e) {
           this.cache.truncate(0);
@@ -209,7 +212,7 @@ export class QwenModel {
       try {
         if (o.signal?.aborted) throw new AbortError();
         if (fresh) {
-          const reused = this.prefill(seq.ids, o.signal);
+          const reused = await this.prefill(seq.ids, o.signal);
           if (step === 0) stats.reusedTokens = reused;
           fresh = false;
         }
@@ -260,12 +263,16 @@ export class QwenModel {
     }
   }
 
-  /** Streams the answer's text deltas; the concatenation equals chat()'s response. */
-  chatStream(query: string, options: ChatOptions = {}): AsyncGenerator<string> {
+  /**
+   * Streams the answer's text deltas; their concatenation equals chat()'s response, and the
+   * generator's return value is the same ChatResult chat() resolves to.
+   */
+  chatStream(query: string, options: ChatOptions = {}): AsyncGenerator<string, ChatResult> {
     const self = this;
     return (async function* () {
       const result = { value: undefined as ChatResult | undefined };
       yield* self.chatDeltas(query, options, result);
+      return result.value!;
     })();
   }
 
