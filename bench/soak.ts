@@ -302,6 +302,7 @@ export async function serverSoak(model: QwenModel, opts: ServerSoakOptions): Pro
           const resp = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(q, true) });
           const text = await resp.text();
           res.requests++;
+          if (res.requests % 1000 === 0) opts.log?.(`${res.requests} requests, ${res.mismatches} mismatches, ${res.errors} errors, RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(0)} MiB`);
           if (resp.status !== 200) {
             res.errors++;
             fail(`client ${c} request ${k}: status ${resp.status} ${text.slice(0, 200)}`);
