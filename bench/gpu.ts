@@ -25,6 +25,7 @@ const opt = (name: string, def: string) => {
 };
 const quick = flag('quick');
 const reps = Number(opt('reps', quick ? '3' : '20'));
+const submitEvery = Number(opt('submit-every', '96'));
 
 if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && flag('swiftshader') && existsSync('/usr/lib/chromium/vk_swiftshader_icd.json')) {
   process.env.VK_ICD_FILENAMES = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -183,42 +184,48 @@ async function warmUp(b: WebGpuBackend, ms: number): Promise<void> {
 
 // ---------------------------------------------------------------- GEMV through the backend
 
-async function gemv(b: WebGpuBackend, label: string, src: LinearSource): Promise<Linear> {
+async function gemv(b: WebGpuBackend, label: string, src: LinearSource, copies: number): Promise<void> {
   const at = { layer: 0 };
-  const l = await b.uploadLinear(src, at);
+  // several copies of the matrix, cycled, so that the reads come from DRAM (H100 L2: 50 MB)
+  const ls: Linear[] = [];
+  for (let i = 0; i < copies; i++) ls.push(await b.uploadLinear(src, at));
   const x = b.alloc(src.inFeatures, at);
   const y = b.alloc(src.outFeatures, at);
   b.write(x, Float32Array.from({ length: src.inFeatures }, (_, i) => Math.sin(i)));
-  b.matmul(y, x, l, 1);
-  await b.flush(); // warm-up (pipeline creation)
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) b.matmul(y, x, l, 1);
-  await b.flush();
-  const wallUs = ((performance.now() - t0) * 1000) / reps;
-  let us = wallUs;
-  let source: Row['source'] = 'wall';
-  if (b.features.timestamps) {
-    b.setProfiling(true);
-    await b.takeProfile();
-    for (let i = 0; i < reps; i++) b.matmul(y, x, l, 1);
-    const prof = await b.takeProfile();
-    b.setProfiling(false);
-    let ns = 0;
-    let count = 0;
-    for (const v of prof.values()) {
-      ns += v.ns;
-      count += v.count;
+  const variants = opt('variants', 'default').split(',');
+  for (const v of variants) {
+    b.int4Variant = v === 'default' ? '' : v.replace(/\+/g, ',');
+    for (const l of ls) b.matmul(y, x, l, 1);
+    await b.flush(); // warm-up (pipeline creation)
+    const n = reps * copies;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) b.matmul(y, x, ls[i % copies], 1);
+    await b.flush();
+    const wallUs = ((performance.now() - t0) * 1000) / n;
+    let us = wallUs;
+    let source: Row['source'] = 'wall';
+    if (b.features.timestamps) {
+      // GPU time of back-to-back dispatches in one compute pass (no per-dispatch pass overhead)
+      await b.takeProfile();
+      b.rec.submitEvery = 0;
+      b.rec.beginRegion('gemv');
+      for (let i = 0; i < n; i++) b.matmul(y, x, ls[i % copies], 1);
+      b.flush();
+      b.rec.endRegion();
+      const prof = await b.takeProfile();
+      b.rec.submitEvery = submitEvery;
+      const e = prof.get('gemv');
+      if (e) {
+        us = e.ns / 1000 / n;
+        source = 'timestamp';
+      }
     }
-    // a split matrix dispatches once per chunk: time per matmul = total / reps
-    if (count > 0) {
-      us = ns / 1000 / reps;
-      source = 'timestamp';
-    }
+    const l = ls[0];
+    emit({ bench: `${label}${variants.length > 1 ? ` [${v}]` : ''}`, shape: `${src.inFeatures}→${src.outFeatures}`, bytes: l.bytes, us, gbps: l.bytes / us / 1000, source, note: `wall ${wallUs.toFixed(1)} us/call` });
   }
-  emit({ bench: label, shape: `${src.inFeatures}→${src.outFeatures}`, bytes: l.bytes, us, gbps: l.bytes / us / 1000, source, note: `wall ${wallUs.toFixed(1)} us/call` });
+  b.int4Variant = opt('variant', 'default') === 'default' ? '' : opt('variant', '').replace(/\+/g, ',');
   b.free(x);
   b.free(y);
-  return l;
 }
 
 // ---------------------------------------------------------------- synthetic decode step
@@ -296,6 +303,16 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
     }
     const ms = (performance.now() - t0) / reps;
     const dispatches = (b.rec.dispatches - d0) / reps;
+    // GPU busy time of one step: every pass timed whole (dispatches back to back)
+    let gpuUs = NaN;
+    if (b.features.timestamps) {
+      await b.takeProfile();
+      b.rec.beginRegion('step');
+      const p = step(pos);
+      b.rec.endRegion();
+      await p;
+      gpuUs = (await b.takeProfile()).get('step')!.ns / 1000;
+    }
     emit({
       bench: `decode step ${s.layers}L kv ${quant}`,
       shape: `ctx ${ctx}`,
@@ -303,7 +320,7 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
       us: ms * 1000,
       gbps: tokenBytes / (ms * 1e6),
       source: 'wall',
-      note: `${(1000 / ms).toFixed(1)} tok/s, ${dispatches} dispatches, host encode ${((encodeMs / reps) * 1000).toFixed(0)} us`,
+      note: `${(1000 / ms).toFixed(1)} tok/s, ${dispatches} dispatches, host encode ${((encodeMs / reps) * 1000).toFixed(0)} us, GPU passes ${gpuUs.toFixed(0)} us`,
     });
     if (b.features.timestamps) {
       b.setProfiling(true);
@@ -331,8 +348,7 @@ async function main(): Promise<void> {
   if (opt('dawn', '')) dawnOptions.push(opt('dawn', ''));
   const gpu = await nodeGpu({ dawnOptions });
   if (!gpu) throw new Error('no WebGPU (install the webgpu package and a Vulkan driver; --swiftshader for the CPU one)');
-  const submitEvery = Number(opt('submit-every', '96'));
-  const b = (await createWebGpuBackend(gpu, { submitEvery })) as WebGpuBackend;
+  const b = (await createWebGpuBackend(gpu, { submitEvery, int4Variant: opt('variant', 'default') === 'default' ? '' : opt('variant', '').replace(/\+/g, ',') })) as WebGpuBackend;
   console.log(JSON.stringify({ device: b.description, maxBinding: b.maxBinding, timestamps: b.features.timestamps, subgroups: b.features.subgroups, submitEvery }));
   const s14: Shape = { hidden: 5120, heads: 40, headDim: 128, mlp: 13696, vocab: 152064, layers: Number(opt('layers', '40')) };
   const shape: Shape = quick ? { hidden: 256, heads: 2, headDim: 128, mlp: 512, vocab: 4096, layers: 2 } : s14;
@@ -356,9 +372,9 @@ async function kernels(b: WebGpuBackend, shape: Shape): Promise<void> {
     ['int4 gemv w1/w2', H, I],
     ['int4 gemv mlp.c_proj', I, H],
   ] as const) {
-    await gemv(b, label, gptqSource(label, K, N));
+    await gemv(b, label, gptqSource(label, K, N), quick ? 1 : 4);
   }
-  await gemv(b, 'f16 gemv lm_head', denseSource('lm_head', H, shape.vocab));
+  if (!flag('skip-lm-head')) await gemv(b, 'f16 gemv lm_head', denseSource('lm_head', H, shape.vocab), 1);
 }
 
 function table(): void {

@@ -2,24 +2,196 @@
 // One pass over the packed weights, f32 math.
 //
 // Layout (re-tiled at upload): the matrix is cut into tiles of 16 output columns; tile t is
-// qw[t][r][16] u32 words for r < R = K/8 word rows (rows sorted by group when desc_act), so a
-// workgroup streams one contiguous block and each warp reads 512 consecutive bytes per step.
+// qw[t][r][16] u32 words for r < R = K/8 word rows (rows sorted by group when desc_act).
 // sz[t][g] = 10 words: 8 f16 pairs of scales (columns 2i, 2i+1) + 2 words of zero nibbles
 // (stored zero − 1, column c in nibble c%8 of word c/8). The group of word row r is
 // r / rpg when rpg > 0, else rowGroup[r].
 //
-// Thread (cg = l % 4, ks = l / 4) owns columns 4cg..4cg+3 of the tile and word rows ks, ks+64, …
-// A nibble q becomes the float 16 + q with one shift and one mask/or (exponent trick); for a
-// word row with x-sum X, Σ_j x_j(16 + q_j) − (16 + zero)·X = Σ_j x_j(q_j − zero).
-struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u32, _p1: u32 }
+// Two entries:
+//   grouped (rpg > 0, every checkpoint with uniform groups): a workgroup owns one tile; thread
+//     (slot = l / 2, half = l % 2) owns 8 columns of it (vec4 words `half` and `half + 2` of a
+//     row) and whole groups g = slot, slot + GS, … For each group it accumulates the raw
+//     Σ x·q over the group's rows, then applies scale and zero once: s·(Σ x·q − zero·Σ x).
+//     Nibbles become exact floats with one and/or each (see dq), no per-row index, scale or
+//     zero work. The GS slots are summed in workgroup memory in a fixed order.
+//   main (row-group table, unequal groups): per word row scale/zero lookup.
+struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u32, tiles: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> qw: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> sz: array<u32>;
+//#if !GROUPED
 @group(0) @binding(4) var<storage, read> rowGroup: array<u32>;
+//#endif
 @group(0) @binding(5) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 
+
+//#if SWIGLU
+// epilogue out[c] = out[c] · silu(y[c]) (Qwen's w1(x) · silu(w2(x)), out holds w1(x))
+@group(0) @binding(7) var<storage, read_write> sw: array<f32>;
+fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
+//#endif
+
+//#if GROUPED
+const GS: u32 = {{GS}}u;          // group slots per workgroup
+//#if Q1
+const TPR: u32 = 4u;              // threads per tile row: vec4 word h (4 columns) each
+//#else
+const TPR: u32 = 2u;              // threads per tile row: vec4 words h and h + 2 (8 columns) each
+//#endif
+const WGN: u32 = TPR * GS;
+var<workgroup> red: array<f32, 16u * GS>;
+var<workgroup> red2: array<f32, 128>;
+
+// Σ_j x_j·q_j over the 8 nibbles of one word (k = 8r + j; xa = x[8r..8r+4), xb = x[8r+4..8r+8)).
+// A nibble at bits b..b+3 (b + 4 ≤ 20) or'ed with the exponent of 2^(23−b) is the float
+// 2^(23−b) + q exactly; subtracting the power of two leaves q exactly (one and/or + one add per
+// nibble, no per-nibble shifts; nibbles 5..7 share one shift).
+fn dq(w: u32, xa: vec4f, xb: vec4f) -> f32 {
+  let t = w >> 12u;
+  let a = vec4f(bitcast<f32>((w & 0xfu) | 0x4b000000u), bitcast<f32>((w & 0xf0u) | 0x49000000u),
+                bitcast<f32>((w & 0xf00u) | 0x47000000u), bitcast<f32>((w & 0xf000u) | 0x45000000u))
+          - vec4f(8388608.0, 524288.0, 32768.0, 2048.0);
+  let b = vec4f(bitcast<f32>((w & 0xf0000u) | 0x43000000u), bitcast<f32>((t & 0xf00u) | 0x47000000u),
+                bitcast<f32>((t & 0xf000u) | 0x45000000u), bitcast<f32>((t & 0xf0000u) | 0x43000000u))
+          - vec4f(128.0, 32768.0, 2048.0, 128.0);
+  return dot(xa, a) + dot(xb, b);
+}
+
+fn dq4(w: vec4<u32>, xa: vec4f, xb: vec4f) -> vec4f {
+  return vec4f(dq(w.x, xa, xb), dq(w.y, xa, xb), dq(w.z, xa, xb), dq(w.w, xa, xb));
+}
+
+fn zeros4(zw: u32) -> vec4f {
+  return vec4f(f32(zw & 15u), f32((zw >> 4u) & 15u), f32((zw >> 8u) & 15u), f32((zw >> 12u) & 15u)) + 1.0;
+}
+
+@compute @workgroup_size(WGN)
+fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
+  let t = wg.x + wg.y * nw.x;   // tile inside this chunk
+  if (t >= p.tiles) { return; }
+  let h = l % TPR;
+  let slot = l / TPR;
+  let wb = t * p.R * 4u + h;
+  let sbase = t * p.G * 10u;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  for (var g = slot; g < p.G; g += GS) {
+    let r1 = min(p.R, (g + 1u) * p.rpg);
+    var ra = vec4f(0.0);
+    var rb = vec4f(0.0);
+    var X = vec4f(0.0);
+    var r = g * p.rpg;
+//#if RB2
+    // two word rows per step, loads first
+    for (; r + 2u <= r1; r += 2u) {
+      let i = wb + r * 4u;
+      let a0 = qw[i];
+      let a1 = qw[i + 4u];
+//#if !Q1
+      let b0 = qw[i + 2u];
+      let b1 = qw[i + 6u];
+//#endif
+      let xa0 = x4[2u * r];
+      let xb0 = x4[2u * r + 1u];
+      let xa1 = x4[2u * r + 2u];
+      let xb1 = x4[2u * r + 3u];
+      ra += dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1);
+//#if !Q1
+      rb += dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1);
+//#endif
+      X += (xa0 + xb0) + (xa1 + xb1);
+    }
+//#else
+    // four word rows per step, loads first
+    for (; r + 4u <= r1; r += 4u) {
+      let i = wb + r * 4u;
+      let a0 = qw[i];
+      let a1 = qw[i + 4u];
+      let a2 = qw[i + 8u];
+      let a3 = qw[i + 12u];
+//#if !Q1
+      let b0 = qw[i + 2u];
+      let b1 = qw[i + 6u];
+      let b2 = qw[i + 10u];
+      let b3 = qw[i + 14u];
+//#endif
+      let xa0 = x4[2u * r];
+      let xb0 = x4[2u * r + 1u];
+      let xa1 = x4[2u * r + 2u];
+      let xb1 = x4[2u * r + 3u];
+      let xa2 = x4[2u * r + 4u];
+      let xb2 = x4[2u * r + 5u];
+      let xa3 = x4[2u * r + 6u];
+      let xb3 = x4[2u * r + 7u];
+      ra += (dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1)) + (dq4(a2, xa2, xb2) + dq4(a3, xa3, xb3));
+//#if !Q1
+      rb += (dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1)) + (dq4(b2, xa2, xb2) + dq4(b3, xa3, xb3));
+//#endif
+      X += ((xa0 + xb0) + (xa1 + xb1)) + ((xa2 + xb2) + (xa3 + xb3));
+    }
+//#endif
+    for (; r < r1; r++) {
+      let xa0 = x4[2u * r];
+      let xb0 = x4[2u * r + 1u];
+      ra += dq4(qw[wb + r * 4u], xa0, xb0);
+//#if !Q1
+      rb += dq4(qw[wb + r * 4u + 2u], xa0, xb0);
+//#endif
+      X += xa0 + xb0;
+    }
+    let xs = (X.x + X.y) + (X.z + X.w);
+    let sb = sbase + g * 10u;
+//#if Q1
+    // columns 4h..4h+3: scale words 2h, 2h+1; zero nibbles 4h%8.. of word 8 + h/2
+    let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
+    let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
+    acc0 += sa * (ra - za * xs);
+//#else
+    // columns 4h..4h+3 (scale words 2h, 2h+1) and 8+4h..8+4h+3 (words 4+2h, 5+2h)
+    let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
+    let sc = vec4f(unpack2x16float(sz[sb + 4u + 2u * h]), unpack2x16float(sz[sb + 5u + 2u * h]));
+    let za = zeros4(sz[sb + 8u] >> (16u * h));
+    let zc = zeros4(sz[sb + 9u] >> (16u * h));
+    acc0 += sa * (ra - za * xs);
+    acc1 += sc * (rb - zc * xs);
+//#endif
+  }
+  let o = slot * 16u + 4u * h;
+  red[o] = acc0.x;
+  red[o + 1u] = acc0.y;
+  red[o + 2u] = acc0.z;
+  red[o + 3u] = acc0.w;
+//#if !Q1
+  red[o + 8u] = acc1.x;
+  red[o + 9u] = acc1.y;
+  red[o + 10u] = acc1.z;
+  red[o + 11u] = acc1.w;
+//#endif
+  workgroupBarrier();
+  // 8 partial sums per column (slots j, j+8, …), then the 8 in order
+  for (var i = l; i < 128u; i += WGN) {
+    let c = i & 15u;
+    var s = 0.0;
+    for (var j = i >> 4u; j < GS; j += 8u) { s += red[j * 16u + c]; }
+    red2[i] = s;
+  }
+  workgroupBarrier();
+  if (l < 16u) {
+    var v = 0.0;
+    for (var j = 0u; j < 8u; j++) { v += red2[j * 16u + l]; }
+    let c = (p.tile0 + t) * 16u + l;
+    if (c < p.N) {
+      if (p.hasBias != 0u) { v += bias[c]; }
+      y[p.outOff + c] = v;
+//#if SWIGLU
+      sw[c] = sw[c] * silu(v);
+//#endif
+    }
+  }
+}
+//#else
 var<workgroup> red: array<vec4f, 256>;
 
 fn nib(w: u32, xa: vec4f, xb: vec4f) -> f32 {
@@ -89,3 +261,4 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
     }
   }
 }
+//#endif

@@ -16,15 +16,19 @@ const at = { layer: 0 };
 let gpu: WebGpuBackend;
 /** the same backend with a 4 KiB binding cap: every large tensor is split into chunks */
 let split: WebGpuBackend;
+/** the same backend keeping every embedding table in host memory (rows uploaded at embed time) */
+let hostEmb: WebGpuBackend;
 const ref = new ReferenceBackend();
 
 beforeAll(async () => {
   gpu = await testWebGpu();
   split = await testWebGpu({ maxBindingSize: 4096 });
+  hostEmb = await testWebGpu({ hostEmbeddingBytes: 0 });
 });
 afterAll(async () => {
   await gpu?.dispose();
   await split?.dispose();
+  await hostEmb?.dispose();
 });
 
 function put(b: Backend, data: Float32Array): Buf {
@@ -159,13 +163,13 @@ describe('webgpu: activations and element-wise ops', () => {
     }
   });
 
-  it('embedding gather from f32, f16 and bf16 rows is exact, also split across bindings', async () => {
+  it('embedding gather from f32, f16 and bf16 rows is exact, also split across bindings and from host memory', async () => {
     for (const dt of ['F32', 'F16', 'BF16'] as const) {
       for (const dim of [13, 24]) {
         const rows = 300;
         const { src, stored } = floatTensor('wte', dt, [rows, dim], randoms(rows * dim, 6, 2));
         const ids = Int32Array.of(0, 299, 7, 7, 150, 42, 298);
-        for (const b of [gpu, split]) {
+        for (const b of [gpu, split, hostEmb]) {
           const e = await b.uploadEmbedding(src, at);
           const o = b.alloc(ids.length * dim, at);
           b.embed(o, e, ids);
@@ -330,6 +334,27 @@ describe('webgpu: matmul', () => {
     }
   });
 
+  it('one-row GPTQ GEMV whose output feeds swiglu (fused epilogue) equals the two ops', async () => {
+    // K = 288 in groups of 48 (6 word rows: one step of four + two single rows); N = 56: a
+    // partial 16-column tile
+    const c = makeGptq(288, 56, 48, 41, {});
+    const src = gptqSource(c, randoms(56, 42, 0.3));
+    const x = randoms(288, 43, 1);
+    const a = randoms(56, 44, 2);
+    const run = async (b: Backend) => {
+      const l = await b.uploadLinear(src, at);
+      const h1 = put(b, a);
+      const h2 = b.alloc(56, at);
+      b.matmul(h2, put(b, x), l, 1);
+      b.swiglu(h1, h1, h2, 56);
+      const out = new Float32Array(112);
+      out.set(await b.read(h1, 0, 56));
+      out.set(await b.read(h2, 0, 56), 56);
+      return out;
+    };
+    expect(relErr(await run(gpu), await run(ref))).toBeLessThan(1e-5);
+  });
+
   it('rejects g_idx whose groups are not multiples of 8 rows', async () => {
     const c = makeGptq(64, 8, 32, 5, {});
     const gIdx = new Int32Array(64);
@@ -402,6 +427,39 @@ describe('webgpu: rope, KV cache and attention', () => {
         return all;
       };
       // int8: the GPU and the reference may round a value to adjacent codes (f32 vs f64 quotient)
+      const tol = quant === 'f32' ? 2e-6 : 2e-3;
+      expect(relErr(await run(gpu), await run(ref))).toBeLessThan(tol);
+    });
+  }
+
+  for (const quant of ['f32', 'int8'] as KVQuant[]) {
+    it(`rope of q and k then kvWrite of k (fused on the GPU) equals the separate ops (${quant}, prefill and decode rows)`, async () => {
+      const heads = 3;
+      const hd = 16;
+      const W = heads * hd;
+      const rows = 7;
+      const qkv = randoms(rows * 3 * W, 51, 1.5);
+      const run = async (b: Backend) => {
+        const kv = b.kvCreate(16, heads, hd, quant, at);
+        const buf = put(b, qkv);
+        const o = b.alloc(rows * W, at);
+        const p = { heads, headDim: hd, rotaryDim: 12, pos0: 3, base: 10000 };
+        const view = (r: number, c: number) => ({ buf, stride: 3 * W, offset: r * 3 * W + c });
+        // prefill rows 0..5 (both ropes, then the write), then one decode row (k rope only first)
+        b.rope(view(0, 0), 6, p);
+        b.rope(view(0, W), 6, p);
+        b.kvWrite(kv, view(0, W), view(0, 2 * W), 6, 0);
+        b.attention(o, view(0, 0), kv, { rows: 6, heads, headDim: hd, kvLen: 6, pos0: 3, scale: 0.25, lognSeqLength: 0 });
+        const p6 = { ...p, pos0: 9 };
+        b.rope(view(6, W), 1, p6);
+        b.rope(view(6, 0), 1, p6);
+        b.kvWrite(kv, view(6, W), view(6, 2 * W), 1, 6);
+        b.attention(o, view(6, 0), kv, { rows: 1, heads, headDim: hd, kvLen: 7, pos0: 9, scale: 0.25, lognSeqLength: 0 });
+        const out = new Float32Array(qkv.length + W);
+        out.set(await b.read(buf, 0, qkv.length));
+        out.set(await b.read(o, 0, W), qkv.length);
+        return out;
+      };
       const tol = quant === 'f32' ? 2e-6 : 2e-3;
       expect(relErr(await run(gpu), await run(ref))).toBeLessThan(tol);
     });

@@ -22,7 +22,7 @@ import type {
 } from '../backend.js';
 import type { TensorSource } from '../../io/source.js';
 import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
-import { Recorder, f32, type GBuf, type BindRange } from './recorder.js';
+import { Recorder, f32, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
 import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
 
@@ -42,6 +42,25 @@ export interface WebGpuOptions {
    * the host still encodes the rest of a step. 0 = only when a result is needed. Default 96.
    */
   submitEvery?: number;
+  /**
+   * Embedding tables of at least this many bytes stay in host memory; embed() uploads only the
+   * gathered rows (a table is only ever read by row: Qwen-14B's fp16 wte is 1.56 GB of GPU memory
+   * otherwise). Default 64 MiB; 0 keeps every table on the host, Infinity none.
+   */
+  hostEmbeddingBytes?: number;
+  /**
+   * Benchmarks: variant of the one-row int4 GEMV — extra defines of the grouped kernel
+   * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per step, comma-separated) or 'rowtable'
+   * (the per-row kernel). Default ''.
+   */
+  int4Variant?: string;
+}
+
+interface PendingRope {
+  x: RowView;
+  rows: number;
+  p: RopeParams;
+  table: GBuf;
 }
 
 class WBuf implements Buf {
@@ -109,6 +128,8 @@ class WEmbedding implements Embedding {
     readonly enc: Enc,
     readonly wordsPerRow: number,
     readonly chunks: DenseChunk[],
+    /** the table in host memory (checkpoint bytes, rows of dim elements), when not on the GPU */
+    readonly host?: Uint8Array,
   ) {}
 }
 
@@ -156,6 +177,15 @@ export class WebGpuBackend implements Backend {
   private disposed = false;
   /** A residual add held back so that a following rmsNorm of the same rows can fuse it. */
   private pendingAdd: { x: GBuf; y: GBuf; n: number } | null = null;
+  /** RoPE calls held back so that q and k rotate in one dispatch, fused with a following kvWrite. */
+  private pendingRopes: PendingRope[] = [];
+  /** A one-row int4 GEMV held back so that a following swiglu on its output becomes its epilogue. */
+  private pendingMatmul: { out: GBuf; x: GBuf; w: WGptq } | null = null;
+  /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
+  private hot = new Map<string, Kernel>();
+  private readonly hostEmbeddingBytes: number;
+  /** see WebGpuOptions.int4Variant (mutable for benchmarks) */
+  int4Variant: string;
 
   constructor(
     readonly device: GPUDevice,
@@ -171,6 +201,8 @@ export class WebGpuBackend implements Backend {
     this.maxBinding = Math.floor(max / 256) * 256;
     this.maxWeightBinding = Math.floor(Math.min(max, opts.maxBindingSize ?? max) / 256) * 256;
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
+    this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 64 * 1024 * 1024;
+    this.int4Variant = opts.int4Variant ?? '';
   }
 
   // ------------------------------------------------------------------ memory bookkeeping
@@ -201,13 +233,30 @@ export class WebGpuBackend implements Backend {
     this.rec.release(g);
   }
 
-  /** Records the held-back add, if any (every op but rmsNorm calls this first). */
+  /** Records the held-back ops, if any (every op calls this first unless it fuses them). */
   private settle(): void {
     const a = this.pendingAdd;
-    if (!a) return;
-    this.pendingAdd = null;
-    if (a.x === a.y) this.ew('add_self', ['SELF'], a.n, [0, 0], { 1: { buf: a.x } });
-    else this.ew('add', [], a.n, [0, 0], { 1: { buf: a.x }, 2: { buf: a.y } });
+    if (a) {
+      this.pendingAdd = null;
+      if (a.x === a.y) this.ew('add_self', ['SELF'], a.n, [0, 0], { 1: { buf: a.x } });
+      else this.ew('add', [], a.n, [0, 0], { 1: { buf: a.x }, 2: { buf: a.y } });
+    }
+    const m = this.pendingMatmul;
+    if (m) {
+      this.pendingMatmul = null;
+      this.gemvGrouped(m.out, m.x, m.w, undefined);
+    }
+    if (this.pendingRopes.length) this.flushRopes();
+  }
+
+  /** A hot-path kernel, memoised by `key` (which must determine `spec`). */
+  private hk(key: string, spec: () => KernelSpec): Kernel {
+    let k = this.hot.get(key);
+    if (!k) {
+      k = this.kernels.get(spec());
+      this.hot.set(key, k);
+    }
+    return k;
   }
 
   private upload(g: GBuf, data: ArrayBufferView, offset = 0): void {
@@ -355,7 +404,17 @@ export class WebGpuBackend implements Backend {
   async uploadEmbedding(src: TensorSource, _at: Placement): Promise<Embedding> {
     if (src.shape.length !== 2) throw new CheckpointError(`${src.name}: embedding must be 2-D, got [${src.shape}]`, { tensor: src.name });
     const [rows, dim] = src.shape;
-    const { enc, wpr, chunks } = await this.uploadRows(src, rows, dim, src.name);
+    const enc = this.encOf(src);
+    const eb = enc === 'F32' ? 4 : 2;
+    if (src.byteLength >= this.hostEmbeddingBytes) {
+      if (src.byteLength !== rows * dim * eb) {
+        throw new CheckpointError(`${src.name}: ${src.byteLength} bytes, expected ${rows}×${dim} ${enc}`, { tensor: src.name });
+      }
+      const host = new Uint8Array(src.byteLength);
+      for (let off = 0; off < host.length; off += READ_SLAB) await src.read(off, host.subarray(off, Math.min(host.length, off + READ_SLAB)));
+      return new WEmbedding(rows, dim, enc, denseWordsPerRow(dim, eb as 2 | 4), [], host);
+    }
+    const { wpr, chunks } = await this.uploadRows(src, rows, dim, src.name);
     return new WEmbedding(rows, dim, enc, wpr, chunks);
   }
 
@@ -393,10 +452,12 @@ export class WebGpuBackend implements Backend {
   }
 
   private ew(entry: string, defines: string[], n: number, params: number[], bufs: Record<number, BindRange>): void {
-    const bindings: Record<number, 'r' | 'w'> = { 1: 'w' };
-    if (!defines.includes('SELF')) bindings[2] = 'r';
-    if (defines.includes('TWO') || defines.includes('GATHER')) bindings[3] = 'r';
-    const k = this.k({ file: 'elementwise', entry, defines, bindings });
+    const k = this.hk(`ew|${entry}|${defines.join(',')}`, () => {
+      const bindings: Record<number, 'r' | 'w'> = { 1: 'w' };
+      if (!defines.includes('SELF')) bindings[2] = 'r';
+      if (defines.includes('TWO') || defines.includes('GATHER')) bindings[3] = 'r';
+      return { file: 'elementwise', entry, defines, bindings };
+    });
     this.rec.dispatch(k, [n, ...params, 0, 0, 0, 0, 0, 0, 0].slice(0, 8), bufs, [Math.ceil(n / 256)]);
   }
 
@@ -448,8 +509,9 @@ export class WebGpuBackend implements Backend {
   }
 
   kvWrite(kv: KVStore, k: RowView, v: RowView, rows: number, slot: number): void {
-    this.settle();
     const s = kv as WKV;
+    if (rows > 0 && this.pendingRopes.length && this.ropeKv(s, k, v, rows, slot)) return;
+    this.settle();
     if (rows <= 0) return;
     if (slot < 0 || slot + rows > s.capacity) throw new ArgumentError(`kvWrite: slots [${slot}, ${slot + rows}) exceed capacity ${s.capacity}`);
     const kb = (k.buf as WBuf).g;
@@ -462,6 +524,38 @@ export class WebGpuBackend implements Backend {
       const kern = this.k({ file: 'kv', entry: 'main', defines: ['I8'], bindings: { 1: 'w', 2: 'w', 3: 'r', 4: 'w', 5: 'w', 6: 'r' } });
       this.rec.dispatch(kern, params, { 1: { buf: s.k }, 2: { buf: s.v }, 3: { buf: kb }, 4: { buf: s.km! }, 5: { buf: s.vm! }, 6: { buf: vb } }, [rows, s.heads, 2]);
     }
+  }
+
+  /**
+   * kvWrite fused with the held-back rope of k (and of q): one dispatch rotates q and k in place
+   * and stores k and v. Returns false (nothing recorded) when the views do not allow it.
+   */
+  private ropeKv(s: WKV, k: RowView, v: RowView, rows: number, slot: number): boolean {
+    const rs = this.pendingRopes;
+    const kr = rs.find((r) => r.x.buf === k.buf && r.x.offset === k.offset && r.x.stride === k.stride);
+    const qr = rs.find((r) => r !== kr);
+    if (!kr || kr.rows !== rows || k.buf !== v.buf || v.stride !== k.stride) return false;
+    if (kr.p.heads !== s.heads || kr.p.headDim !== s.headDim || s.headDim > 512) return false;
+    if (qr && (qr.p.heads !== s.heads || qr.x.stride !== k.stride)) return false;
+    if (slot < 0 || slot + rows > s.capacity) return false; // the plain path reports it
+    const last = (rows - 1) * k.stride + Math.max(k.offset, v.offset) + s.width;
+    if (last > k.buf.length) return false;
+    this.pendingRopes = [];
+    const f = s.quant === 'f32';
+    const kern = this.hk(`ropekv|${s.quant}`, () => ({
+      file: 'rope_kv',
+      entry: 'main',
+      defines: [f ? 'F32' : 'I8'],
+      bindings: (f ? { 1: 'w', 2: 'r', 3: 'w', 4: 'w' } : { 1: 'w', 2: 'r', 3: 'w', 4: 'w', 5: 'w', 6: 'w' }) as Record<number, BindKind>,
+    }));
+    const bufs: Record<number, BindRange> = { 1: { buf: (k.buf as WBuf).g }, 2: { buf: kr.table }, 3: { buf: s.k }, 4: { buf: s.v } };
+    if (!f) {
+      bufs[5] = { buf: s.km! };
+      bufs[6] = { buf: s.vm! };
+    }
+    const params = [rows, s.width, slot, k.stride, k.offset, v.offset, qr ? qr.x.offset : 0, s.headDim, s.heads, kr.p.rotaryDim / 2, kr.p.pos0, 0];
+    this.rec.dispatch(kern, params, bufs, [rows, s.heads, qr ? 3 : 2], [], 'rope+kv write');
+    return true;
   }
 
   kvMove(kv: KVStore, dst: number, src: number, n: number): void {
@@ -513,6 +607,32 @@ export class WebGpuBackend implements Backend {
     }
     const kern = this.k({ file: 'embed', entry: 'main', defines: [t.enc], bindings: { 1: 'w', 2: 'r', 3: 'rd' } });
     const maxRows = 16384;
+    if (t.host) {
+      // gather the rows on the host, upload them (queue-ordered after everything recorded so far)
+      // and widen them on the GPU as a table of n rows addressed by 0..n-1
+      const eb = t.enc === 'F32' ? 4 : 2;
+      const rowBytes = t.dim * eb;
+      const stride = t.wordsPerRow * 4;
+      for (let r0 = 0; r0 < rows; r0 += maxRows) {
+        const n = Math.min(maxRows, rows - r0);
+        const staged = new Uint8Array(n * stride);
+        for (let i = 0; i < n; i++) {
+          const id = ids[r0 + i];
+          staged.set(t.host.subarray(id * rowBytes, (id + 1) * rowBytes), i * stride);
+        }
+        const g = this.scratchBuf('embedding rows', staged.byteLength);
+        this.upload(g, staged);
+        const at = this.rec.data(Int32Array.from({ length: n }, (_, i) => i));
+        this.rec.dispatch(
+          kern,
+          [n, t.dim, 0, n, t.wordsPerRow, 0, 0, 0],
+          { 1: { buf: o.g, offset: 4 * r0 * t.dim, size: 4 * n * t.dim }, 2: { buf: g } },
+          [Math.ceil((n * t.dim) / 256)],
+          [at],
+        );
+      }
+      return;
+    }
     for (let r0 = 0; r0 < rows; r0 += maxRows) {
       const n = Math.min(maxRows, rows - r0);
       const at = this.rec.data(ids.subarray(r0, r0 + n));
@@ -543,13 +663,13 @@ export class WebGpuBackend implements Backend {
     if (cols % 4 === 0) defines.push('VEC');
     // big workgroups for one row (decode), 256 for many rows (prefill, and CPU adapters)
     const wgSize = rows === 1 ? Math.min(1024, this.device.limits.maxComputeInvocationsPerWorkgroup, this.device.limits.maxComputeWorkgroupSizeX) : 256;
-    const kern = this.k({
+    const kern = this.hk(`rms|${defines.join(',')}|${wgSize}`, () => ({
       file: 'rmsnorm',
       entry: 'main',
       defines,
       values: { WG: wgSize },
-      bindings: fuse ? { 1: 'w', 2: 'r', 3: 'w', 4: 'r' } : inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' },
-    });
+      bindings: (fuse ? { 1: 'w', 2: 'r', 3: 'w', 4: 'r' } : inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' }) as Record<number, BindKind>,
+    }));
     const bufs: Record<number, BindRange> = { 1: { buf: o.g }, 2: { buf: (w as WVec).g }, 3: { buf: xi.g } };
     if (fuse) bufs[4] = { buf: a.y };
     this.rec.dispatch(kern, [cols, f32(eps), 0, 0], bufs, [rows], [], fuse ? 'add+rmsnorm' : kern.label);
@@ -572,6 +692,11 @@ export class WebGpuBackend implements Backend {
         const xp = this.scratchBuf('act-order x', 4 * rows * K);
         this.ew('gather_cols', ['GATHER'], rows * K, [0, 0, 0, K], { 1: { buf: xp }, 2: { buf: xi }, 3: { buf: w.perm } });
         xi = xp;
+      }
+      if (rows === 1 && w.rowsPerGroup > 0 && this.int4Variant !== 'rowtable') {
+        // held back: a following swiglu(·, ·, out) becomes its epilogue
+        this.pendingMatmul = { out: o.g, x: xi, w };
+        return;
       }
       if (rows === 1) {
         const kern = this.k({ file: 'gemv_int4', entry: 'main', bindings: { 1: 'w', 2: 'r', 3: 'r', 4: 'r', 5: 'r', 6: 'r' } });
@@ -639,6 +764,34 @@ export class WebGpuBackend implements Backend {
     }
   }
 
+  /** Group slots per workgroup of the grouped int4 GEMV: ≤ 64, a multiple of 8, rounds balanced. */
+  private static groupSlots(G: number): number {
+    const rounds = Math.ceil(G / 64);
+    return Math.max(8, Math.ceil(Math.ceil(G / rounds) / 8) * 8);
+  }
+
+  /** One-row int4 GEMV over uniform groups; with `sw`, also sw[c] = sw[c] · silu(out[c]). */
+  private gemvGrouped(out: GBuf, x: GBuf, w: WGptq, sw: GBuf | undefined): void {
+    const GS = WebGpuBackend.groupSlots(w.G);
+    const v = this.int4Variant;
+    const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${v}`, () => ({
+      file: 'gemv_int4',
+      entry: 'grouped',
+      defines: [...(sw ? ['GROUPED', 'SWIGLU'] : ['GROUPED']), ...v.split(',').filter(Boolean)],
+      values: { GS },
+      bindings: (sw ? { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r', 7: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r' }) as Record<number, BindKind>,
+    }));
+    const K = w.inFeatures;
+    const N = w.outFeatures;
+    const bias = w.bias ?? this.dummy;
+    const label = sw ? `gemv_int4+swiglu ${K}x${N}` : `gemv_int4 ${K}x${N}`;
+    for (const c of w.chunks) {
+      const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 5: { buf: x }, 6: { buf: bias } };
+      if (sw) bufs[7] = { buf: sw };
+      this.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles], bufs, [c.tiles], [], label);
+    }
+  }
+
   /** A GPU table with at least `positions` rows for (key); rebuilt larger when needed. */
   private posTable(map: Map<string, PosTable> | Map<number, PosTable>, key: string | number, positions: number, build: (n: number) => Float32Array, label: string): GBuf {
     const m = map as Map<string | number, PosTable>;
@@ -663,7 +816,7 @@ export class WebGpuBackend implements Backend {
   }
 
   rope(x: RowView, rows: number, p: RopeParams): void {
-    this.settle();
+    if (this.pendingRopes.length === 0) this.settle();
     if (rows <= 0) return;
     const half = p.rotaryDim / 2;
     if (p.rotaryDim % 2 !== 0 || p.rotaryDim > p.headDim) throw new ArgumentError(`rope: rotaryDim ${p.rotaryDim} must be even and ≤ headDim ${p.headDim}`);
@@ -672,10 +825,32 @@ export class WebGpuBackend implements Backend {
     const last = (rows - 1) * x.stride + x.offset + p.heads * p.headDim;
     if (last > b.length) throw new ArgumentError('rope: rows exceed the buffer');
     const table = this.posTable(this.ropeTables, `${p.base}|${p.rotaryDim}`, p.pos0 + rows, (n) => ropeTable(p.base, p.rotaryDim, n), `rope table base ${p.base}`);
-    const kern = this.k({ file: 'rope', entry: 'main', bindings: { 1: 'w', 2: 'r' } });
-    this.rec.dispatch(kern, [rows, p.heads, p.headDim, half, x.stride, x.offset, p.pos0, 0], { 1: { buf: b.g }, 2: { buf: table } }, [
-      Math.ceil((rows * p.heads * half) / 256),
-    ]);
+    // held back (at most two, same buffer/rows/params): q and k rotate in one dispatch, or
+    // together with a following kvWrite of k
+    const prev = this.pendingRopes[0];
+    if (prev && !(this.pendingRopes.length === 1 && sameRope(prev, x, rows, p, table))) this.flushRopes();
+    this.pendingRopes.push({ x, rows, p, table });
+  }
+
+  /** Dispatches the held-back ropes (two adjacent ones as one). */
+  private flushRopes(): void {
+    const rs = this.pendingRopes;
+    this.pendingRopes = [];
+    const kern = this.hk('rope', () => ({ file: 'rope', entry: 'main', bindings: { 1: 'w', 2: 'r' } }));
+    const one = (r: PendingRope, heads: number) => {
+      const half = r.p.rotaryDim / 2;
+      this.rec.dispatch(kern, [r.rows, heads, r.p.headDim, half, r.x.stride, r.x.offset, r.p.pos0, 0], { 1: { buf: (r.x.buf as WBuf).g }, 2: { buf: r.table } }, [
+        Math.ceil((r.rows * heads * half) / 256),
+      ]);
+    };
+    if (rs.length === 2) {
+      const [a, b] = rs[0].x.offset < rs[1].x.offset ? rs : [rs[1], rs[0]];
+      if (b.x.offset === a.x.offset + a.p.heads * a.p.headDim) {
+        one(a, 2 * a.p.heads);
+        return;
+      }
+    }
+    for (const r of rs) one(r, r.p.heads);
   }
 
   attention(out: Buf, q: RowView, kv: KVStore, p: AttentionParams): void {
@@ -709,9 +884,9 @@ export class WebGpuBackend implements Backend {
       if (nChunks > 1024) throw new ArgumentError(`attention: kvLen ${p.kvLen} exceeds ${1024 * ATT_CHUNK} slots on WebGPU`);
       const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
-      const k1 = this.k({ file: 'attention', entry: 'decode_part', defines: ['PART', kvDef], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds } });
+      const k1 = this.hk(`attp|${kvDef}|${HD}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', kvDef], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds } }));
       this.rec.dispatch(k1, params, { ...base, 4: { buf: part }, ...kvBind }, [nChunks, p.heads]);
-      const k2 = this.k({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } });
+      const k2 = this.hk(`attc|${HD}`, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
       this.rec.dispatch(k2, params, { 1: { buf: o.g }, 4: { buf: part } }, [p.heads]);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0];
@@ -721,10 +896,17 @@ export class WebGpuBackend implements Backend {
   }
 
   swiglu(out: Buf, a: Buf, b: Buf, n: number): void {
-    this.settle();
     const o = (out as WBuf).g;
     const ag = (a as WBuf).g;
     const bg = (b as WBuf).g;
+    const m = this.pendingMatmul;
+    if (m && m.out === bg && o === ag && o !== bg && o !== m.x && n === m.w.outFeatures && n <= out.length) {
+      // b = w2(x) is being computed: out = a · silu(b) in the GEMV's epilogue
+      this.pendingMatmul = null;
+      this.gemvGrouped(m.out, m.x, m.w, o);
+      return;
+    }
+    this.settle();
     if (n <= 0) return;
     if (n > out.length || n > a.length || n > b.length) throw new ArgumentError('swiglu: n exceeds a buffer');
     if (o === ag && o === bg) this.ew('swiglu_self', ['SELF'], n, [0, 0, 0], { 1: { buf: o } });
@@ -824,4 +1006,19 @@ export class WebGpuBackend implements Backend {
       this.device.destroy();
     }
   }
+}
+
+/** Whether a rope call can join a held-back one (same buffer, rows, table and geometry). */
+function sameRope(a: PendingRope, x: RowView, rows: number, p: RopeParams, table: GBuf): boolean {
+  return (
+    a.x.buf === x.buf &&
+    a.x.stride === x.stride &&
+    a.rows === rows &&
+    a.table === table &&
+    a.p.heads === p.heads &&
+    a.p.headDim === p.headDim &&
+    a.p.rotaryDim === p.rotaryDim &&
+    a.p.pos0 === p.pos0 &&
+    a.p.base === p.base
+  );
 }

@@ -60,6 +60,9 @@ export class Recorder {
   private head = 0;
   private dirtyStart = 0;
   private pendingDestroy: GPUBuffer[] = [];
+  private lastPipeline: GPUComputePipeline | null = null;
+  private regionLabel: string | null = null;
+  private lastPass: GPUComputePassEncoder | null = null;
   private bindGroups = new Map<string, GPUBindGroup>();
   private keysByBuffer = new Map<number, Set<string>>();
   private readbackPool: GPUBuffer[] = [];
@@ -165,8 +168,41 @@ export class Recorder {
   private ensurePass(): GPUComputePassEncoder {
     this.checkAlive();
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    if (!this.pass) {
+      const label = this.regionLabel;
+      if (label !== null && this.querySet) {
+        // a timed region: the whole pass (many dispatches) between two timestamps
+        if (this.queryLabels.length * 2 + 2 > MAX_QUERIES) {
+          this.submit();
+          this.encoder = this.device.createCommandEncoder();
+        }
+        const i = this.queryLabels.length;
+        this.queryLabels.push(label);
+        this.pass = this.encoder.beginComputePass({
+          timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+        });
+      } else {
+        this.pass = this.encoder.beginComputePass();
+      }
+    }
     return this.pass;
+  }
+
+  /**
+   * Benchmarks: GPU time of everything recorded until endRegion(), as whole compute passes
+   * (dispatches back to back, as in normal recording) under one label; read with takeProfile.
+   * Copies and submits inside the region split it into several timed passes.
+   */
+  beginRegion(label: string): void {
+    if (!this.timestamps) throw new BackendError('webgpu: timestamp-query is not available on this adapter');
+    this.endPass();
+    if (!this.querySet) this.querySet = this.device.createQuerySet({ type: 'timestamp', count: MAX_QUERIES });
+    this.regionLabel = label;
+  }
+
+  endRegion(): void {
+    this.endPass();
+    this.regionLabel = null;
   }
 
   private endPass(): void {
@@ -176,33 +212,40 @@ export class Recorder {
     }
   }
 
-  private bindGroup(k: Kernel, bufs: ReadonlyMap<number, BindRange> | Record<number, BindRange>): GPUBindGroup {
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring.buffer, offset: 0, size: SLOT } }];
+  private bindGroup(k: Kernel, bufs: Record<number, BindRange>): GPUBindGroup {
+    // the key is built without allocating entries: a hit (every dispatch after the first step)
+    // costs one string and one map lookup
     let key = `${k.id}`;
-    const ids: number[] = [];
     for (const [binding, kind] of k.bindings) {
-      const r = bufs instanceof Map ? bufs.get(binding) : (bufs as Record<number, BindRange>)[binding];
       if (kind === 'rd') {
-        entries.push({ binding, resource: { buffer: this.ring.buffer, offset: 0, size: DYN_WINDOW } });
-        key += `|r`;
+        key += '|r';
         continue;
       }
+      const r = bufs[binding];
       if (!r) throw new BackendError(`webgpu: kernel ${k.label} needs binding ${binding}`);
+      key += r.offset === undefined && r.size === undefined ? `|${r.buf.id}` : `|${r.buf.id}:${r.offset ?? 0}:${r.size ?? r.buf.size - (r.offset ?? 0)}`;
+    }
+    const hit = this.bindGroups.get(key);
+    if (hit) return hit;
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring.buffer, offset: 0, size: SLOT } }];
+    const ids: number[] = [];
+    for (const [binding, kind] of k.bindings) {
+      if (kind === 'rd') {
+        entries.push({ binding, resource: { buffer: this.ring.buffer, offset: 0, size: DYN_WINDOW } });
+        continue;
+      }
+      const r = bufs[binding];
       const offset = r.offset ?? 0;
       const size = r.size ?? r.buf.size - offset;
       entries.push({ binding, resource: { buffer: r.buf.buffer, offset, size } });
-      key += `|${r.buf.id}:${offset}:${size}`;
       ids.push(r.buf.id);
     }
-    let bg = this.bindGroups.get(key);
-    if (!bg) {
-      bg = this.device.createBindGroup({ layout: k.layout, entries, label: k.label });
-      this.bindGroups.set(key, bg);
-      for (const id of ids) {
-        let s = this.keysByBuffer.get(id);
-        if (!s) this.keysByBuffer.set(id, (s = new Set()));
-        s.add(key);
-      }
+    const bg = this.device.createBindGroup({ layout: k.layout, entries, label: k.label });
+    this.bindGroups.set(key, bg);
+    for (const id of ids) {
+      let s = this.keysByBuffer.get(id);
+      if (!s) this.keysByBuffer.set(id, (s = new Set()));
+      s.add(key);
     }
     return bg;
   }
@@ -236,8 +279,12 @@ export class Recorder {
     } else {
       pass = this.ensurePass();
     }
-    pass.setPipeline(k.pipeline);
-    pass.setBindGroup(0, bg, [at, ...dyn]);
+    if (this.lastPipeline !== k.pipeline || this.lastPass !== pass) {
+      pass.setPipeline(k.pipeline);
+      this.lastPipeline = k.pipeline;
+      this.lastPass = pass;
+    }
+    pass.setBindGroup(0, bg, dyn.length ? [at, ...dyn] : [at]);
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiling) this.endPass();
     this.commands++;
@@ -265,7 +312,7 @@ export class Recorder {
     if (this.encoder) {
       let resolve: GPUBuffer | null = null;
       const n = this.queryLabels.length;
-      if (this.profiling && this.querySet && n > 0) {
+      if (this.querySet && n > 0) {
         const q = this.device.createBuffer({ size: 16 * n, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
         resolve = this.device.createBuffer({ size: 16 * n, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
         this.encoder.resolveQuerySet(this.querySet, 0, 2 * n, q, 0);
