@@ -12,7 +12,7 @@ import {
   createConstraint,
   tokenTrie,
   walkMask,
-  WS_MAX,
+  WS_INDENT,
   type GrammarAutomaton,
   type ResponseFormat,
 } from '../../src/generate/constrained/index.js';
@@ -52,19 +52,20 @@ describe('JSON automaton', () => {
       fc.property(fc.dictionary(fc.string({ maxLength: 5 }), val, { maxKeys: 4 }), fc.integer(), (o, seed) => {
         expect(accepts(json, JSON.stringify(o))).toBe(true);
         expect(accepts(json, spaced(o, seededRandom(seed)))).toBe(true);
-        const pretty = JSON.stringify(o, null, 1); // whitespace runs are "\n" + depth spaces
-        expect(accepts(json, pretty)).toBe(!/\n {8}/.test(pretty));
+        expect(accepts(json, JSON.stringify(o, null, 2))).toBe(true);
+        expect(accepts(json, JSON.stringify(o, null, '\t'))).toBe(true);
       }),
       { numRuns: 300 },
     );
   });
 
-  it('rejects non-objects, broken JSON, and unbounded whitespace', () => {
+  it('rejects non-objects, broken JSON, and unbounded or odd whitespace', () => {
     for (const bad of ['[]', '1', '"x"', 'null', '{"a" 1}', '{"a":1,}', '{,}', "{'a':1}", '{"a":01}', '{"a":1.}', '{"a":tru}', '{"a":"\u0001"}', '{"a":"\\q"}', '{"a":1}}', '{"a":1e999}']) {
       expect(accepts(json, bad), bad).toBe(false);
     }
-    expect(accepts(json, `{${' '.repeat(WS_MAX)}}`)).toBe(true);
-    expect(prefixOk(json, `{${' '.repeat(WS_MAX + 1)}`)).toBe(false);
+    expect(accepts(json, `{\n${' '.repeat(WS_INDENT)}}`)).toBe(true);
+    expect(prefixOk(json, `{\n${' '.repeat(WS_INDENT + 1)}`)).toBe(false);
+    for (const ws of ['  ', '\n\n', '\t', ' \n', '\r\n']) expect(prefixOk(json, `{${ws}`), JSON.stringify(ws)).toBe(false);
     // invalid UTF-8 inside a string: overlong, surrogate, stray continuation byte
     for (const bytes of [[0xc0, 0xaf], [0xed, 0xa0, 0x80], [0x80], [0xf5, 0x80, 0x80, 0x80]]) {
       const s = json.walk(json.initial, Uint8Array.from([0x7b, 0x22, ...bytes]));

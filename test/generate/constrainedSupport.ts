@@ -137,7 +137,7 @@ export function instanceOf(s: Schema, rnd: () => number): unknown {
 
 /** JSON text with random bounded whitespace between tokens (as a model might write it). */
 export function spaced(v: unknown, rnd: () => number): string {
-  const w = () => ['', '', ' ', '\n  ', '\t'][Math.floor(rnd() * 5)];
+  const w = () => ['', '', ' ', '\n  ', '\n\t\t', '\n'][Math.floor(rnd() * 6)];
   if (Array.isArray(v)) return v.length === 0 ? `[${w()}]` : `[${w()}${v.map((x) => spaced(x, rnd)).join(`${w()},${w()}`)}${w()}]`;
   if (typeof v === 'object' && v !== null) {
     const es = Object.entries(v);

@@ -19,7 +19,7 @@ export { TokenConstraint, walkMask, type ConstraintOptions, type MaskStats } fro
 export { tokenTrie, buildTrie, type TokenTrie, type TokenSource } from './trie.js';
 export { parseGbnf } from './gbnf.js';
 export { schemaRules } from './jsonSchema.js';
-export { WS_MAX } from './json.js';
+export { WS_INDENT } from './json.js';
 
 /** A validated, compiled response format. */
 export interface CompiledFormat {

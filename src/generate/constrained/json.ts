@@ -1,12 +1,14 @@
 /**
  * JSON grammar pieces (RFC 8259) shared by json_object and JSON Schema. Whitespace between tokens is
- * bounded (WS_MAX bytes) so a model cannot loop on spaces forever; numbers are bounded too
+ * bounded so a model cannot loop on it forever: nothing, one space, or a newline and at most
+ * WS_INDENT spaces/tabs of indentation (what pretty printers write, as llama.cpp's json.gbnf);
+ * numbers are bounded too
  * (≤ 21 integer digits, ≤ 24 fraction digits — what JSON.stringify writes — and ≤ 2 exponent
  * digits), so every number parses finite.
  */
 import { alt, cls, lit, opt, ref, rep, seq, star, type Expr, type GrammarRules } from './grammar.js';
 
-export const WS_MAX = 8;
+export const WS_INDENT = 16;
 
 export const ws: Expr = ref('ws');
 const digit = cls([0x30, 0x39]);
@@ -27,7 +29,7 @@ export const numberExpr: Expr = seq(
 
 /** Adds the rules of any JSON value (`value`, `object`, `array`, `string`, `number`, `ws`). */
 export function addJsonRules(rules: GrammarRules): void {
-  rules.set('ws', rep(cls([0x20, 0x20, 0x09, 0x0a, 0x0d, 0x0d]), 0, WS_MAX));
+  rules.set('ws', alt(seq(), lit(' '), seq(lit('\n'), rep(cls([0x20, 0x20, 0x09, 0x09]), 0, WS_INDENT))));
   rules.set('string', seq(lit('"'), star(ref('char')), lit('"')));
   rules.set('char', stringChar);
   rules.set('number', numberExpr);
