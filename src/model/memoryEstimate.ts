@@ -18,7 +18,11 @@ export interface MemoryEstimate {
 }
 
 export interface MemoryEstimateOptions {
-  /** Context to budget the KV cache for (default: kvCache.window ?? kvCache.maxSlots ?? seq_length). */
+  /**
+   * Context to budget the KV cache for. Default: what was asked for with kvCache.window or
+   * kvCache.maxSlots, else one cache chunk (256 slots) — the cache grows on demand, and budgeting
+   * seq_length up front (3.4 GB of f32 KV for Qwen-14B) would refuse loads that run fine.
+   */
   contextTokens?: number;
   kvCache?: KVCacheOptions;
   /** Rows per prefill chunk (default 256, as the executor). */
@@ -33,7 +37,7 @@ export function estimateMemory(config: QwenConfig, weightBytes: number, opts: Me
   const { hiddenSize: H, mlpWidth: I, vocabSize: V, numLayers: L, numHeads: heads } = config;
   const kv = opts.kvCache ?? {};
   const chunk = kv.chunk ?? 256;
-  const wanted = opts.contextTokens ?? kv.window ?? kv.maxSlots ?? config.seqLength;
+  const wanted = opts.contextTokens ?? kv.window ?? kv.maxSlots ?? chunk;
   // the cache grows in whole chunks (capped by window / maxSlots), as KVCache.reserve does
   let slots = Math.ceil(wanted / chunk) * chunk;
   if (kv.window !== undefined) slots = Math.min(slots, kv.window);

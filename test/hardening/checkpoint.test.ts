@@ -171,7 +171,7 @@ describe('memory estimate before loading', () => {
     expect(e.code).toBe('E_MEMORY');
     expect(e.neededBytes).toBe(est.totalBytes);
     expect(e.availableBytes).toBe(est.totalBytes - 1);
-    expect(e.message).toMatch(/weights 74 MiB.*KV cache for 32 tokens/);
+    expect(e.message).toMatch(/weights 74 MiB.*KV cache for 256 tokens/);
     expect(progress).toBe(0);
     // exactly enough: loads
     const m = await loadModelOn(withMemory(est.totalBytes), INT4, { backend: 'cpu', threads: 1 });
