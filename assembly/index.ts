@@ -517,6 +517,85 @@ export function gptqMatmulS16(lo: i32, hi: i32, tid: i32, rows: i32, inF: i32, o
   }
 }
 
+/**
+ * gptqMatmulS16 for several rows (prefill): each (tile, group) of weights is unpacked once into
+ * the thread's scratch as i16 nibble vectors (per block, column, shift: 16 bytes), then every row
+ * runs only the dot products. Integer sums are order-free and the f32 chain per output is the same
+ * (0 + f_0 + f_1 + … + bias), so results are bitwise equal to gptqMatmulS16.
+ * scratch: per thread (gsize / 32) · 256 bytes at scratch + tid · scratchStride.
+ */
+export function gptqMatmulS16M(lo: i32, hi: i32, tid: i32, rows: i32, inF: i32, outF: i32, gsize: i32, W: usize, S: usize, Z: usize, xq: usize, xs: usize, xsum: usize, bias: usize, out: usize, scratch: usize, scratchStride: i32): void {
+  const groups = inF / gsize;
+  const bpg = gsize >> 5;
+  const tileBytes = <usize>inF << 1;
+  const gBytes = <usize>groups << 4;
+  const m = i16x8.splat(15);
+  const inv32768 = f32x4.splat(<f32>1.0 / <f32>32768.0);
+  const u = scratch + <usize>tid * <usize>scratchStride;
+  for (let t = lo; t < hi; t++) {
+    const wt = W + <usize>t * tileBytes;
+    const st = S + <usize>t * gBytes;
+    const zt = Z + <usize>t * gBytes;
+    const oc = out + (<usize>(t * 4) << 2);
+    for (let g = 0; g < groups; g++) {
+      // unpack: block b, column j, shift s → u + ((b·4 + j)·4 + s)·16
+      const wg = wt + (<usize>(g * bpg) << 6);
+      for (let b = 0; b < bpg; b++) {
+        for (let j = 0; j < 4; j++) {
+          const w = v128.load(wg + (<usize>(b * 4 + j) << 4));
+          const d = u + (<usize>(b * 4 + j) << 6);
+          v128.store(d, v128.and(w, m));
+          v128.store(d, v128.and(i16x8.shr_u(w, 4), m), 16);
+          v128.store(d, v128.and(i16x8.shr_u(w, 8), m), 32);
+          v128.store(d, i16x8.shr_u(w, 12), 48);
+        }
+      }
+      const gi = <usize>g << 2;
+      const z = v128.load(zt + (gi << 2));
+      const sg = v128.load(st + (gi << 2));
+      for (let r = 0; r < rows; r++) {
+        const xp = xq + <usize>r * inF * 4 + (<usize>(g * bpg) << 7);
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), b0 = i32x4.splat(0), b1 = i32x4.splat(0);
+        let a2 = i32x4.splat(0), a3 = i32x4.splat(0), b2 = i32x4.splat(0), b3 = i32x4.splat(0);
+        for (let b = 0; b < bpg; b++) {
+          const xb = xp + (<usize>b << 7);
+          const e = u + (<usize>b << 8);
+          const h0 = v128.load(xb), h1 = v128.load(xb, 16), h2 = v128.load(xb, 32), h3 = v128.load(xb, 48);
+          a0 = i32x4.add(a0, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(e), h0), i32x4.dot_i16x8_s(v128.load(e, 16), h1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 32), h2), i32x4.dot_i16x8_s(v128.load(e, 48), h3))));
+          a1 = i32x4.add(a1, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 64), h0), i32x4.dot_i16x8_s(v128.load(e, 80), h1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 96), h2), i32x4.dot_i16x8_s(v128.load(e, 112), h3))));
+          a2 = i32x4.add(a2, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 128), h0), i32x4.dot_i16x8_s(v128.load(e, 144), h1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 160), h2), i32x4.dot_i16x8_s(v128.load(e, 176), h3))));
+          a3 = i32x4.add(a3, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 192), h0), i32x4.dot_i16x8_s(v128.load(e, 208), h1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 224), h2), i32x4.dot_i16x8_s(v128.load(e, 240), h3))));
+          const l0 = v128.load(xb, 64), l1 = v128.load(xb, 80), l2 = v128.load(xb, 96), l3 = v128.load(xb, 112);
+          b0 = i32x4.add(b0, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(e), l0), i32x4.dot_i16x8_s(v128.load(e, 16), l1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 32), l2), i32x4.dot_i16x8_s(v128.load(e, 48), l3))));
+          b1 = i32x4.add(b1, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 64), l0), i32x4.dot_i16x8_s(v128.load(e, 80), l1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 96), l2), i32x4.dot_i16x8_s(v128.load(e, 112), l3))));
+          b2 = i32x4.add(b2, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 128), l0), i32x4.dot_i16x8_s(v128.load(e, 144), l1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 160), l2), i32x4.dot_i16x8_s(v128.load(e, 176), l3))));
+          b3 = i32x4.add(b3, i32x4.add(i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 192), l0), i32x4.dot_i16x8_s(v128.load(e, 208), l1)), i32x4.add(i32x4.dot_i16x8_s(v128.load(e, 224), l2), i32x4.dot_i16x8_s(v128.load(e, 240), l3))));
+        }
+        const xsumr = xsum + (<usize>(r * groups) << 3);
+        const dh = i32x4.sub(reduce4i(a0, a1, a2, a3), i32x4.mul(z, i32x4.splat(load<i32>(xsumr + (gi << 1)))));
+        const dl = i32x4.sub(reduce4i(b0, b1, b2, b3), i32x4.mul(z, i32x4.splat(load<i32>(xsumr + (gi << 1), 4))));
+        const d = f32x4.add(f32x4.convert_i32x4_s(dh), f32x4.mul(f32x4.convert_i32x4_s(dl), inv32768));
+        const f = f32x4.mul(f32x4.mul(d, sg), f32x4.splat(load<f32>(xs + (<usize>(r * groups + g) << 2))));
+        const o = oc + <usize>r * outF * 4;
+        v128.store(o, f32x4.add(g == 0 ? f32x4.splat(0) : v128.load(o), f));
+      }
+    }
+    if (bias) {
+      const bv = v128.load(bias + (<usize>t << 4));
+      for (let r = 0; r < rows; r++) {
+        const o = oc + <usize>r * outF * 4;
+        v128.store(o, f32x4.add(v128.load(o), bv));
+      }
+    } else {
+      // the single-row kernel adds a zero bias: keep −0 → +0 identical
+      for (let r = 0; r < rows; r++) {
+        const o = oc + <usize>r * outF * 4;
+        v128.store(o, f32x4.add(v128.load(o), f32x4.splat(0)));
+      }
+    }
+  }
+}
+
 /** f32 activation rows in the permuted block order (exact mode). */
 export function gptqPrepF32(lo: i32, hi: i32, tid: i32, inF: i32, x: usize, perm: usize, xf: usize): void {
   for (let r = lo; r < hi; r++) {

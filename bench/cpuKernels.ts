@@ -75,6 +75,35 @@ for (const k of ['gptqPrepS16', 'gptqPrepI16'] as const) {
   }
   console.log(`${k} (${prepK} values): ${(((performance.now() - t0) / n) * 1000).toFixed(1)} µs`);
 }
+// prefill: 16 rows through the 1-row kernel vs the unpacking multi-row kernel (per row, GB/s-equivalent)
+{
+  const R = 16;
+  const xq16 = a.alloc(R * inF * 4);
+  const xs16 = a.alloc(R * VG * 4);
+  const xsum16 = a.alloc(R * VG * 8);
+  const out16 = a.alloc(R * outF * 4);
+  const un = a.alloc((vg / 32) * 256);
+  const x16 = a.alloc(R * inF * 4);
+  new Float32Array(a.memory.buffer, x16, R * inF).forEach((_, i, arr) => (arr[i] = Math.cos(i)));
+  a.k.gptqPrepS16(0, R, 0, inF, vg, x16, 0, xq16, xs16, xsum16);
+  const rowsOf: [string, () => void][] = [
+    ['1-row kernel × 16', () => a.k.gptqMatmulS16(0, tiles, 0, R, inF, outF, vg, W, S, Z, xq16, xs16, xsum16, 0, out16)],
+    ['multi-row kernel', () => a.k.gptqMatmulS16M(0, tiles, 0, R, inF, outF, vg, W, S, Z, xq16, xs16, xsum16, 0, out16, un, 0)],
+  ];
+  for (let round = 0; round < 2; round++) {
+    for (const [name, f] of rowsOf) {
+      f();
+      const t0 = performance.now();
+      let n = 0;
+      while (performance.now() - t0 < 500) {
+        f();
+        n++;
+      }
+      const ms = (performance.now() - t0) / n;
+      console.log(`prefill ${R} rows, ${name}: ${ms.toFixed(1)} ms = ${((R * (inF * outF)) / 2 / ms / 1e6).toFixed(2)} GB/s-equivalent`);
+    }
+  }
+}
 console.log('| kernel (1 thread, 5120×13696 int4) | best GB/s | median GB/s |\n|---|---|---|');
 for (const [name, l] of gbs) {
   const sorted = [...l].sort((p, q) => p - q);

@@ -148,6 +148,20 @@ describe('GPTQ random layers (vs f64 loop and the reference backend)', () => {
     }
   }
 
+  it('several rows (prefill kernel) give the same bits as one row at a time', async () => {
+    for (const descAct of [false, true]) {
+      const g = makeGptq(384, 40, 128, 91, { descAct });
+      const src = gptqSource(g, randoms(40, 92));
+      const rows = 7;
+      const x = randoms(rows * 384, 93, 3);
+      const batch = await run(split, src, x, rows);
+      for (let r = 0; r < rows; r++) {
+        const one = await run(split, src, x.slice(r * 384, (r + 1) * 384), 1);
+        expect(new Uint32Array(one.buffer)).toEqual(new Uint32Array(batch.slice(r * 40, (r + 1) * 40).buffer));
+      }
+    }
+  });
+
   it('activation edge cases: an all-zero group, exact powers of two, tiny and huge groups (identity and desc_act)', async () => {
     const inF = 256;
     const outF = 16;

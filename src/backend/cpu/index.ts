@@ -396,7 +396,15 @@ class CpuBackend implements Backend {
         if (xq < 0 || xs < 0 || xsum < 0) throw oom(a);
         const op = this.outPtr(o, a, 0, rows * N);
         this.pool.run(a, 'gptqPrepS16', rows, 1, [K, g.vg, xp, g.perm, xq, xs, xsum]);
-        this.pool.run(a, 'gptqMatmulS16', N / 4, 1, [rows, K, N, g.vg, l.w, g.S, g.Z, xq, xs, xsum, l.bias, op]);
+        if (rows === 1) {
+          this.pool.run(a, 'gptqMatmulS16', N / 4, 1, [rows, K, N, g.vg, l.w, g.S, g.Z, xq, xs, xsum, l.bias, op]);
+        } else {
+          // several rows: unpack each weight tile once per thread (same bits as the 1-row kernel)
+          const stride = (g.vg / 32) * 256;
+          const us = a.scratch('unpack', stride * this.pool.threads);
+          if (us < 0) throw oom(a);
+          this.pool.run(a, 'gptqMatmulS16M', N / 4, 1, [rows, K, N, g.vg, l.w, g.S, g.Z, xq, xs, xsum, l.bias, op, us, stride]);
+        }
       } else if (this.gptqMode === 'int16') {
         const xq = a.scratch('xq', rows * K * 2);
         const xs = a.scratch('xs', rows * VG * 4);

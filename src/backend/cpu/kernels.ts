@@ -19,6 +19,7 @@ export const KERNEL_NAMES = [
   'gptqPrepF32',
   'gptqPrepS16',
   'gptqMatmulS16',
+  'gptqMatmulS16M',
   'gptqMatmulI16',
   'gptqMatmulF32',
   'rmsNorm',
