@@ -256,7 +256,7 @@ describe('token trie and masks', () => {
     ];
     const prefixes = [
       ['', '{', '{"a', '{"a":', '{"a": [1, "\u00e9', '{"a":{"b":[tru'],
-      ['', '{"n', '{"név":"', '{"név":"xy', '{"n":-1', '{"n":1.5e', '{"n":0,"e":"中'],
+      ['', '{"n', '{"név":"', '{"név":"中', '{"név":"xy', '{"n":-1', '{"n":1.5e', '{"n":0,"e":"中'],
       ['', 'αβ', 'a', 'ab', 'ab12'],
     ];
     formats.forEach((f, k) => {
@@ -274,6 +274,20 @@ describe('token trie and masks', () => {
         }
       }
     });
+  });
+
+  it('a counted string shares states across UTF-8 prefixes (no state per count × prefix)', () => {
+    const a = automatonOf({ type: 'json_schema', schema: { type: 'string', minLength: 3, maxLength: 60 } });
+    let s = a.walk(a.initial, enc.encode('"'));
+    for (let k = 0; k < 30; k++) {
+      walkMask(a, tokenTrie(tok), s, (V + 31) >>> 5);
+      s = a.walk(s, enc.encode('é'));
+    }
+    // each count needs its own state, UTF-8 prefixes do not (it was > 40 000 before sharing them)
+    expect(a.stateCount).toBeLessThan(2000);
+    expect(accepts(a, `"${'中'.repeat(60)}"`)).toBe(true);
+    expect(accepts(a, `"${'😀'.repeat(61)}"`)).toBe(false);
+    expect(accepts(a, '"ab"')).toBe(false);
   });
 
   it('mask() bans what cannot continue, allows end tokens only when complete, then only EOS', () => {

@@ -23,7 +23,16 @@ const MIN_CP = [0, 0, 0x80, 0x800, 0x10000];
 interface State {
   stacks: Int32Array;
   accepting: boolean;
+  /** Pending UTF-8 prefix whose value still matters (encoded as above), or 0. */
   partial: number;
+  /**
+   * Continuation bytes still owed by a pending character whose exact value no longer matters: every
+   * completion is valid UTF-8 and each stack's terminal takes all of them or none. Such prefixes
+   * share one state (keyed by which stacks take them), so e.g. a maxLength-counted string does not
+   * get a state per (count, UTF-8 prefix). `rep` is one of the code points they can become.
+   */
+  uniformNeed: number;
+  rep: number;
 }
 
 export class GrammarAutomaton {
@@ -48,7 +57,8 @@ export class GrammarAutomaton {
 
   /** The input so far is a complete sentence (and no UTF-8 character is pending). */
   isAccepting(s: number): boolean {
-    return this.states[s].accepting && this.states[s].partial === 0;
+    const st = this.states[s];
+    return st.accepting && st.partial === 0 && st.uniformNeed === 0;
   }
 
   /** More bytes can follow. */
@@ -90,14 +100,15 @@ export class GrammarAutomaton {
     return id;
   }
 
-  private intern(stacks: number[], accepting: boolean, part: number): number {
+  private intern(stacks: number[], accepting: boolean, part: number, uniform?: { need: number; rep: number; takers: string }): number {
     stacks.sort((a, b) => a - b);
-    const key = `${part}|${accepting ? 1 : 0}|${stacks.join(',')}`;
+    const pend = uniform ? `U${uniform.need}:${uniform.takers}` : part;
+    const key = `${pend}|${accepting ? 1 : 0}|${stacks.join(',')}`;
     let id = this.stateIds.get(key);
     if (id === undefined) {
       id = this.states.length;
       if (id >= MAX_STATES) throw new ArgumentError(`constrained decoding: the grammar needs more than ${MAX_STATES} automaton states`);
-      this.states.push({ stacks: Int32Array.from(stacks), accepting, partial: part });
+      this.states.push({ stacks: Int32Array.from(stacks), accepting, partial: part, uniformNeed: uniform?.need ?? 0, rep: uniform?.rep ?? 0 });
       this.stateIds.set(key, id);
     }
     return id;
@@ -160,6 +171,11 @@ export class GrammarAutomaton {
   private compute(s: number, b: number): number {
     const st = this.states[s];
     if (st.stacks.length === 0) return DEAD;
+    if (st.uniformNeed > 0) {
+      if ((b & 0xc0) !== 0x80) return DEAD;
+      if (st.uniformNeed === 1) return this.advanceCp(st, st.rep);
+      return this.intern(Array.from(st.stacks), st.accepting, 0, { need: st.uniformNeed - 1, rep: st.rep, takers: this.takers(st, st.rep) });
+    }
     let len: number;
     let need: number;
     let val: number;
@@ -181,9 +197,35 @@ export class GrammarAutomaton {
     }
     // the code points this prefix can still become; keep the state only if the grammar admits one
     const shift = 6 * need;
-    const lo = Math.max(val * 2 ** shift, MIN_CP[len]);
-    const hi = Math.min(val * 2 ** shift + 2 ** shift - 1, 0x10ffff);
+    const rawLo = val * 2 ** shift;
+    const rawHi = rawLo + 2 ** shift - 1;
+    const lo = Math.max(rawLo, MIN_CP[len]);
+    const hi = Math.min(rawHi, 0x10ffff);
     if (lo > hi || !this.admitsRange(st, lo, hi)) return DEAD;
+    const settled = lo === rawLo && hi === rawHi && (hi < 0xd800 || lo > 0xdfff);
+    if (settled && this.uniform(st, lo, hi)) return this.intern(Array.from(st.stacks), st.accepting, 0, { need, rep: lo, takers: this.takers(st, lo) });
     return this.intern(Array.from(st.stacks), st.accepting, partial(len, need, val));
+  }
+
+  /** Every stack's terminal takes all of [lo, hi] or none of it. */
+  private uniform(st: State, lo: number, hi: number): boolean {
+    const g = this.grammar;
+    for (const node of st.stacks) {
+      const r = g.terms[g.elems[this.nodePos[node]]].ranges;
+      for (let i = 0; i < r.length; i += 2) {
+        if (r[i] > hi || r[i + 1] < lo) continue; // disjoint from this range
+        if (!(r[i] <= lo && r[i + 1] >= hi)) return false; // overlaps without containing
+        break;
+      }
+    }
+    return true;
+  }
+
+  /** Which stacks take code point `cp` (a state key part). */
+  private takers(st: State, cp: number): string {
+    const g = this.grammar;
+    let out = '';
+    for (let k = 0; k < st.stacks.length; k++) if (termMatches(g.terms[g.elems[this.nodePos[st.stacks[k]]]], cp)) out += `${k},`;
+    return out;
   }
 }
