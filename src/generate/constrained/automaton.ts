@@ -11,7 +11,7 @@ export const DEAD = -1;
 const UNKNOWN = -2;
 const NIL = -1;
 /** Interned states beyond this mean a pathological grammar; fail loudly instead of eating memory. */
-const MAX_STATES = 1 << 20;
+const MAX_STATES = 1 << 18;
 
 // partial UTF-8: (len << 24) | (need << 21) | value-so-far; 0 = none
 const pLen = (p: number) => p >>> 24;

@@ -28,6 +28,8 @@ export interface CompiledFormat {
 }
 
 const CACHE_SIZE = 16;
+/** A cached automaton grown past this many states is rebuilt rather than kept growing. */
+const RECYCLE_STATES = 50_000;
 const compiled = new Map<string, GrammarAutomaton>();
 
 function rulesOf(f: ResponseFormat): { rules: GrammarRules; what: string } {
@@ -61,6 +63,10 @@ export function compileResponseFormat(f: ResponseFormat): CompiledFormat {
     throw new ArgumentError('responseFormat must be JSON-serialisable');
   }
   let automaton = compiled.get(key);
+  if (automaton && automaton.stateCount > RECYCLE_STATES) {
+    compiled.delete(key);
+    automaton = undefined;
+  }
   if (automaton) {
     compiled.delete(key); // LRU: move to the back
   } else {
