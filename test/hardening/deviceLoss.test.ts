@@ -130,6 +130,22 @@ describe('device loss', () => {
     await model.dispose();
   }, TIMEOUT);
 
+  it('a device lost during the weight upload fails the load with DeviceLostError (no crash, no hang)', async () => {
+    const gpu = (await testWebGpu()) as WebGpuBackend;
+    const src = await openCheckpoint(nodeFileSource(modelDir('qwen-tiny-int4')), {
+      onProgress: (p) => {
+        if (p.bytesDone > p.bytesTotal / 3) gpu.device.destroy();
+      },
+    });
+    try {
+      const err = await within(uploadWeights(gpu, src).then(() => undefined, (e) => e));
+      expect(err, String(err)).toBeInstanceOf(DeviceLostError);
+      await within(gpu.dispose());
+    } finally {
+      await src.close();
+    }
+  }, TIMEOUT);
+
   it('with a CPU fallback: a device lost before the prefill moves that request to the CPU', async () => {
     const gpu = (await testWebGpu()) as WebGpuBackend;
     const failovers: unknown[] = [];
