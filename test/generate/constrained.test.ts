@@ -151,6 +151,12 @@ describe('GBNF grammars', () => {
     for (const no of ['go west', 'say ', 'n1234', 'go north;go north', 'say A', 'n']) expect(accepts(a, no), no).toBe(false);
   });
 
+  it('any-character dot and open-ended repetition {m,}', () => {
+    const a = automatonOf({ type: 'grammar', grammar: 'root ::= . {2,} "\\n" | "x"{3}' });
+    for (const ok of ['ab\n', 'é中😀\n', 'xxx', 'xx\n']) expect(accepts(a, ok), ok).toBe(true);
+    for (const no of ['a\n', '\n\n\n', 'xxxx', 'xx']) expect(accepts(a, no), no).toBe(false);
+  });
+
   it('a JSON-like grammar with recursion', () => {
     const a = automatonOf({
       type: 'grammar',
@@ -181,6 +187,7 @@ describe('GBNF grammars', () => {
       ['root ::= "\\q"', /unknown escape/],
       ['root ::= "a"\nroot ::= "b"', /defined twice/],
       ['root = "a"', /expected ::=/],
+      ['root ::= [^\\x00-\\U0010FFFF]', /matches nothing/],
     ];
     for (const [g, re] of cases) {
       expect(() => compileResponseFormat({ type: 'grammar', grammar: g }), g).toThrow(ArgumentError);

@@ -107,6 +107,10 @@ export class TokenConstraint {
     if (!m) {
       m = walkMask(this.automaton, this.trie, this.state, this.words);
       this.stats.walks++;
+      // e.g. a grammar whose only way on is a byte sequence no tokenization reaches: fail clearly
+      if (!this.automaton.isAccepting(this.state) && m.every((w) => w === 0)) {
+        throw new ArgumentError('constrained decoding: no token can continue the output here (the format admits nothing a token can spell)');
+      }
       if (this.masks.size >= MAX_CACHED_MASKS) this.masks.clear();
       this.masks.set(this.state, m);
     }

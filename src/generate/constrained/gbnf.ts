@@ -115,6 +115,9 @@ export function parseGbnf(src: string): GrammarRules {
   };
   const postfix = (e: Expr): Expr => {
     for (;;) {
+      let j = i;
+      while (src[j] === ' ' || src[j] === '\t') j++; // "x *" is "x*", as in llama.cpp
+      if ('*+?{'.includes(src[j] ?? '_')) i = j;
       const c = src[i];
       if (c === '*') e = rep(e, 0, Infinity);
       else if (c === '+') e = rep(e, 1, Infinity);

@@ -164,6 +164,7 @@ export function flatten(rules: GrammarRules, root: string, what: string): FlatGr
         return out;
       case 'cls': {
         const r = normalizeRanges(e.ranges, e.neg, `${what}: rule "${owner}"`);
+        if (r.length === 0) throw new ArgumentError(`${what}: rule "${owner}" has a character class that matches nothing`);
         out.push(terminal(r));
         return out;
       }
