@@ -297,6 +297,17 @@ describe('token trie and masks', () => {
     expect(accepts(a, '"ab"')).toBe(false);
   });
 
+  it('a format no token can spell is an ArgumentError at mask time, not a silent pick', () => {
+    const vocab = ['a', 'b', 'ab'].map((t) => enc.encode(t));
+    const tiny = { endOfText: vocab.length, tokenBytes: (id: number) => vocab[id] };
+    const ok = createConstraint(compileResponseFormat({ type: 'grammar', grammar: 'root ::= "ab"+' }), tiny, { vocabSize: 5, endIds: [3, 4] });
+    const l = new Float32Array(5);
+    ok.mask(l);
+    expect(Array.from(l)).toEqual([0, -Infinity, 0, -Infinity, -Infinity]);
+    const dead = createConstraint(compileResponseFormat({ type: 'grammar', grammar: 'root ::= "c"' }), tiny, { vocabSize: 5, endIds: [3, 4] });
+    expect(() => dead.mask(new Float32Array(5))).toThrow(/no token can continue/);
+  });
+
   it('mask() bans what cannot continue, allows end tokens only when complete, then only EOS', () => {
     const f = compileResponseFormat({ type: 'json_schema', schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] } });
     const c = createConstraint(f, tok, { vocabSize: V, endIds: [tok.endOfText, tok.imEnd] });
