@@ -12,6 +12,7 @@
  */
 import { existsSync } from 'node:fs';
 import { nodeGpu } from '../bindings/node/gpu.js';
+import { loadModel } from '../bindings/node/index.js';
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { shaders } from '../src/backend/webgpu/shaders.generated.js';
 import type { Backend, Buf, Linear, LinearSource } from '../src/backend/backend.js';
@@ -341,7 +342,43 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
 
 // ---------------------------------------------------------------- main
 
+/**
+ * --memory MODEL: peak GPU memory (the backend's allocator) for encoding 2048 tokens and for a
+ * context of 8192 (the cache grown as generation grows it, then one decode step), per KV quant.
+ */
+async function memory(source: string): Promise<void> {
+  const t0 = performance.now();
+  const model = await loadModel(source, { backend: 'webgpu' });
+  const b = model.backend as WebGpuBackend;
+  console.log(JSON.stringify({ bench: 'memory', model: source, load_s: (performance.now() - t0) / 1000, weights_mb: b.memoryUsage().weightBytes / 1e6 }));
+  const ex = model.executor;
+  const ids = Array.from({ length: 2048 }, (_, i) => (i * 7919 + 13) % 151643);
+  for (const quant of ['int8', 'f32'] as const) {
+    b.resetPeak();
+    const kv = ex.newCache({ quant });
+    const tp = performance.now();
+    ex.prefill(kv, ids);
+    await b.argmax(ex.logits, 0, model.config.vocabSize);
+    const prefillS = (performance.now() - tp) / 1000;
+    const enc = b.memoryUsage().peakBytes;
+    // grow in the cache's own chunks, as generation does, up to 8192 slots
+    while (kv.length < 8191) {
+      kv.reserve(Math.min(256, 8191 - kv.length));
+      kv.append(new Array(Math.min(256, 8191 - kv.length)).fill(0));
+      await b.flush(); // as a generation does every token: the old stores are destroyed
+    }
+    ex.decodeOne(kv, 13);
+    await b.argmax(ex.logits, 0, model.config.vocabSize);
+    const gen = b.memoryUsage().peakBytes;
+    console.log(JSON.stringify({ bench: 'memory', model: source, kv: quant, prefill_2048_tok_s: 2048 / prefillS, peak_encode_2048_gb: enc / 1e9, peak_context_8192_gb: gen / 1e9 }));
+    kv.release();
+    await b.flush();
+  }
+  await model.dispose();
+}
+
 async function main(): Promise<void> {
+  if (opt('memory', '')) return memory(opt('memory', ''));
   // Dawn quantizes timestamps to 65.536 µs by default (a fingerprinting defence): turn that off
   const dawnOptions = ['disable-dawn-features=timestamp_quantization'];
   // e.g. --dawn enable-dawn-features=skip_validation,disable_robustness

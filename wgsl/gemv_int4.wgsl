@@ -8,12 +8,14 @@
 // r / rpg when rpg > 0, else rowGroup[r].
 //
 // Two entries:
-//   grouped (rpg > 0, every checkpoint with uniform groups): a workgroup owns one tile; thread
-//     (slot = l / 2, half = l % 2) owns 8 columns of it (vec4 words `half` and `half + 2` of a
-//     row) and whole groups g = slot, slot + GS, … For each group it accumulates the raw
-//     Σ x·q over the group's rows, then applies scale and zero once: s·(Σ x·q − zero·Σ x).
-//     Nibbles become exact floats with one and/or each (see dq), no per-row index, scale or
-//     zero work. The GS slots are summed in workgroup memory in a fixed order.
+//   grouped (rpg > 0, every checkpoint with uniform groups): a workgroup owns one tile. Work units
+//     are (group g, RB consecutive word rows of g); thread (slot = l / TPR, h = l % TPR) owns 8
+//     columns (vec4 words h and h + 2 of a row; 4 columns, word h, with Q1) of units
+//     slot, slot + GS, … — on a GPU with 1024-thread workgroups every thread has one unit, so
+//     all of a tile's loads are issued at once. A unit loads its RB rows first, accumulates the
+//     raw Σ x·q, then applies its group's scale and zero once: s·(Σ x·q − zero·Σ x). Nibbles
+//     become exact floats with one and/or + one add each (see dq): no per-row index, scale or
+//     zero work. Slots are summed in workgroup memory in a fixed order.
 //   main (row-group table, unequal groups): per word row scale/zero lookup.
 struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u32, tiles: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -34,7 +36,12 @@ fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
 //#endif
 
 //#if GROUPED
-const GS: u32 = {{GS}}u;          // group slots per workgroup
+const GS: u32 = {{GS}}u;          // unit slots per workgroup
+//#if RB2
+const RB: u32 = 2u;               // word rows per work unit
+//#else
+const RB: u32 = 4u;
+//#endif
 //#if Q1
 const TPR: u32 = 4u;              // threads per tile row: vec4 word h (4 columns) each
 //#else
@@ -42,7 +49,7 @@ const TPR: u32 = 2u;              // threads per tile row: vec4 words h and h + 
 //#endif
 const WGN: u32 = TPR * GS;
 var<workgroup> red: array<f32, 16u * GS>;
-var<workgroup> red2: array<f32, 128>;
+var<workgroup> red2: array<f32, 256>;
 
 // Σ_j x_j·q_j over the 8 nibbles of one word (k = 8r + j; xa = x[8r..8r+4), xb = x[8r+4..8r+8)).
 // A nibble at bits b..b+3 (b + 4 ≤ 20) or'ed with the exponent of 2^(23−b) is the float
@@ -75,18 +82,22 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
   let slot = l / TPR;
   let wb = t * p.R * 4u + h;
   let sbase = t * p.G * 10u;
+  // work units: (group g, RB consecutive word rows of it); nb units per group
+  let nb = (p.rpg + RB - 1u) / RB;
+  let units = p.G * nb;
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
-  for (var g = slot; g < p.G; g += GS) {
-    let r1 = min(p.R, (g + 1u) * p.rpg);
+  for (var u = slot; u < units; u += GS) {
+    let g = u / nb;
+    var r = g * p.rpg + (u - g * nb) * RB;
+    let r1 = min(min(p.R, (g + 1u) * p.rpg), r + RB);
     var ra = vec4f(0.0);
     var rb = vec4f(0.0);
     var X = vec4f(0.0);
-    var r = g * p.rpg;
-//#if RB2
-    // two word rows per step, loads first
-    for (; r + 2u <= r1; r += 2u) {
+    if (r + RB == r1) {
+      // a whole unit: every load first
       let i = wb + r * 4u;
+//#if RB2
       let a0 = qw[i];
       let a1 = qw[i + 4u];
 //#if !Q1
@@ -97,16 +108,12 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       let xb0 = x4[2u * r + 1u];
       let xa1 = x4[2u * r + 2u];
       let xb1 = x4[2u * r + 3u];
-      ra += dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1);
+      ra = dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1);
 //#if !Q1
-      rb += dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1);
+      rb = dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1);
 //#endif
-      X += (xa0 + xb0) + (xa1 + xb1);
-    }
+      X = (xa0 + xb0) + (xa1 + xb1);
 //#else
-    // four word rows per step, loads first
-    for (; r + 4u <= r1; r += 4u) {
-      let i = wb + r * 4u;
       let a0 = qw[i];
       let a1 = qw[i + 4u];
       let a2 = qw[i + 8u];
@@ -125,26 +132,28 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       let xb2 = x4[2u * r + 5u];
       let xa3 = x4[2u * r + 6u];
       let xb3 = x4[2u * r + 7u];
-      ra += (dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1)) + (dq4(a2, xa2, xb2) + dq4(a3, xa3, xb3));
+      ra = (dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1)) + (dq4(a2, xa2, xb2) + dq4(a3, xa3, xb3));
 //#if !Q1
-      rb += (dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1)) + (dq4(b2, xa2, xb2) + dq4(b3, xa3, xb3));
+      rb = (dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1)) + (dq4(b2, xa2, xb2) + dq4(b3, xa3, xb3));
 //#endif
-      X += ((xa0 + xb0) + (xa1 + xb1)) + ((xa2 + xb2) + (xa3 + xb3));
-    }
+      X = ((xa0 + xb0) + (xa1 + xb1)) + ((xa2 + xb2) + (xa3 + xb3));
 //#endif
-    for (; r < r1; r++) {
-      let xa0 = x4[2u * r];
-      let xb0 = x4[2u * r + 1u];
-      ra += dq4(qw[wb + r * 4u], xa0, xb0);
+    } else {
+      for (; r < r1; r++) {
+        let xa0 = x4[2u * r];
+        let xb0 = x4[2u * r + 1u];
+        ra += dq4(qw[wb + r * 4u], xa0, xb0);
 //#if !Q1
-      rb += dq4(qw[wb + r * 4u + 2u], xa0, xb0);
+        rb += dq4(qw[wb + r * 4u + 2u], xa0, xb0);
 //#endif
-      X += xa0 + xb0;
+        X += xa0 + xb0;
+      }
     }
+    // scale and zero of group g applied once per unit: s·(Σ x·q − zero·Σ x)
     let xs = (X.x + X.y) + (X.z + X.w);
     let sb = sbase + g * 10u;
 //#if Q1
-    // columns 4h..4h+3: scale words 2h, 2h+1; zero nibbles 4h%8.. of word 8 + h/2
+    // columns 4h..4h+3: scale words 2h, 2h+1; zero nibbles 4(h%2).. of word 8 + h/2
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
     let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
     acc0 += sa * (ra - za * xs);
@@ -170,17 +179,17 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
   red[o + 11u] = acc1.w;
 //#endif
   workgroupBarrier();
-  // 8 partial sums per column (slots j, j+8, …), then the 8 in order
-  for (var i = l; i < 128u; i += WGN) {
+  // 16 partial sums per column (slots j, j+16, …), then the 16 in order
+  for (var i = l; i < 256u; i += WGN) {
     let c = i & 15u;
     var s = 0.0;
-    for (var j = i >> 4u; j < GS; j += 8u) { s += red[j * 16u + c]; }
+    for (var j = i >> 4u; j < GS; j += 16u) { s += red[j * 16u + c]; }
     red2[i] = s;
   }
   workgroupBarrier();
   if (l < 16u) {
     var v = 0.0;
-    for (var j = 0u; j < 8u; j++) { v += red2[j * 16u + l]; }
+    for (var j = 0u; j < 16u; j++) { v += red2[j * 16u + l]; }
     let c = (p.tile0 + t) * 16u + l;
     if (c < p.N) {
       if (p.hasBias != 0u) { v += bias[c]; }

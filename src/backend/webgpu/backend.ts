@@ -764,16 +764,25 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  /** Group slots per workgroup of the grouped int4 GEMV: ≤ 64, a multiple of 8, rounds balanced. */
-  private static groupSlots(G: number): number {
-    const rounds = Math.ceil(G / 64);
-    return Math.max(8, Math.ceil(Math.ceil(G / rounds) / 8) * 8);
+  /**
+   * Unit slots per workgroup of the grouped int4 GEMV (wgsl/gemv_int4.wgsl): one per work unit
+   * (group × RB word rows) up to the device's workgroup size, a multiple of 8, at least 8.
+   */
+  private unitSlots(w: WGptq, tpr: number, rb: number): number {
+    const units = w.G * Math.ceil(w.rowsPerGroup / rb);
+    const lim = this.device.limits;
+    const maxThreads = Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
+    // workgroup memory: 16 floats per slot + 256 floats
+    const maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - 1024) / 64 / 8) * 8);
+    const rounds = Math.ceil(units / maxSlots);
+    return Math.max(8, Math.ceil(Math.ceil(units / rounds) / 8) * 8);
   }
 
   /** One-row int4 GEMV over uniform groups; with `sw`, also sw[c] = sw[c] · silu(out[c]). */
   private gemvGrouped(out: GBuf, x: GBuf, w: WGptq, sw: GBuf | undefined): void {
-    const GS = WebGpuBackend.groupSlots(w.G);
     const v = this.int4Variant;
+    const defs = v.split(',');
+    const GS = this.unitSlots(w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4);
     const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${v}`, () => ({
       file: 'gemv_int4',
       entry: 'grouped',
@@ -976,6 +985,11 @@ export class WebGpuBackend implements Backend {
   flush(): Promise<void> {
     this.settle();
     return this.rec.flush();
+  }
+
+  /** Benchmarks: restarts the peak from the current usage. */
+  resetPeak(): void {
+    this.peak = this.weightBytes + this.kvBytes + this.actBytes;
   }
 
   memoryUsage(): MemoryUsage {
