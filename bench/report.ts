@@ -34,7 +34,7 @@ for (const f of readdirSync(values.dir!).filter((f) => f.endsWith('.jsonl')).sor
 
 /** Machine label of a row: the GPU for WebGPU rows, else the CPU with its core count. */
 function machine(r: Row): string {
-  if (typeof r.backend === 'string' && r.backend.startsWith('webgpu')) return r.backend.includes('NVIDIA') ? 'NVIDIA H100 (WebGPU/Vulkan)' : r.backend;
+  if (typeof r.backend === 'string' && r.backend.startsWith('webgpu')) return JSON.stringify(r).includes('NVIDIA') ? 'NVIDIA H100 (WebGPU/Vulkan)' : r.backend;
   const cpu = String(r.cpu ?? '?').replace(/\(R\)|\(TM\)/g, '').replace(/\s+Processor$/, '').trim();
   const cores = r.cores ?? (r.file.startsWith('h100') || r.file.startsWith('dev') ? 16 : undefined);
   return cores ? `${cpu} ×${cores}` : cpu;
@@ -67,9 +67,11 @@ for (const r of rows) {
     });
   } else if (r.kind === 'peer') {
     add({
-      machine: machine(r), model: r.model, engine: r.engine.startsWith('qwen-rt') ? 'qwen-rt cpu' : r.engine, threads: String(r.threads), prompt: r.prompt_tokens,
+      machine: machine(r), model: r.model, engine: r.engine.startsWith('qwen-rt') ? (r.backend === 'webgpu' ? 'qwen-rt webgpu' : 'qwen-rt cpu') : r.engine, threads: r.backend === 'webgpu' ? '–' : String(r.threads), prompt: r.prompt_tokens,
       generate: String(r.generate), context: 0, prefill: r.prefill_tok_s, decode: r.decode_tok_s, cpuWall: r.decode_cpu_per_wall, date: r.date,
-      cmd: `node dist/bench/peers/run.js --models ${r.model} --threads ${r.threads} --prompt ${r.prompt_tokens} --generate ${r.generate}`,
+      cmd: r.engine.startsWith('wllama')
+        ? `node dist/bench/peers/wllama.js --models ${r.model} --threads ${r.threads} --prompt ${r.prompt_tokens} --generate ${r.generate}`
+        : `node dist/bench/peers/run.js --models ${r.model}${r.backend === 'webgpu' ? ' --backend webgpu' : ` --threads ${r.threads}`} --prompt ${r.prompt_tokens} --generate ${r.generate}`,
     });
   }
 }
@@ -89,7 +91,7 @@ p();
 p('| machine | model | peer | threads | prefill ours/peer | decode ours/peer |');
 p('|---|---|---|---|---|---|');
 for (const e of e2eRows.filter((e) => !e.engine.startsWith('qwen-rt'))) {
-  const ours = e2eRows.find((o) => o.engine === 'qwen-rt cpu' && o.machine === e.machine && o.model === e.model && o.threads === e.threads && o.prompt === e.prompt && o.context === e.context && o.cmd.includes('peers'));
+  const ours = e2eRows.find((o) => o.engine.startsWith('qwen-rt') && o.machine === e.machine && o.model === e.model && o.threads === e.threads && o.prompt === e.prompt && o.context === e.context && o.cmd.includes('peers'));
   if (ours) p(`| ${e.machine} | ${e.model} | ${e.engine} | ${e.threads} | ${fmt(ours.prefill / e.prefill, 2)} | ${fmt(ours.decode / e.decode, 2)} |`);
 }
 

@@ -29,6 +29,8 @@ const { values } = parseArgs({
     generate: { type: 'string', default: '32' },
     repeat: { type: 'string', default: '2' },
     engines: { type: 'string', default: 'ours,llama' },
+    // cpu: qwen-rt wasm vs node-llama-cpp CPU; webgpu: qwen-rt WebGPU vs node-llama-cpp's Vulkan build (all layers on the GPU)
+    backend: { type: 'string', default: 'cpu' },
     out: { type: 'string', default: 'bench/results/peers-cpu.jsonl' },
     engine: { type: 'string' }, // child mode
     model: { type: 'string' },
@@ -38,6 +40,7 @@ const { values } = parseArgs({
 const threads = Number(values.threads);
 const promptLen = Number(values.prompt);
 const genLen = Number(values.generate);
+const gpu = values.backend === 'webgpu';
 
 function ids(n: number, salt: number): number[] {
   return Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 13) % 151643);
@@ -59,7 +62,7 @@ async function runOurs(model: string): Promise<Measured> {
   const { loadModel } = await import('../../bindings/node/index.js');
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
   const t0 = performance.now();
-  const m = await loadModel(model, { backend: 'cpu', threads });
+  const m = await loadModel(model, { backend: gpu ? 'webgpu' : 'cpu', threads });
   const load = (performance.now() - t0) / 1000;
   const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as number[] };
   m.reset();
@@ -76,7 +79,7 @@ async function runOurs(model: string): Promise<Measured> {
   const c = process.cpuUsage(c1);
   await m.dispose();
   return {
-    engine: 'qwen-rt cpu (wasm simd)', version: `qwen-rt ${pkg.version}`, load_s: load,
+    engine: gpu ? 'qwen-rt webgpu' : 'qwen-rt cpu (wasm simd)', version: `qwen-rt ${pkg.version} (${m.backend.description})`, load_s: load,
     prefill_tok_s: promptLen / pre.s, prefill_cpu_per_wall: pre.cpuPerWall,
     decode_tok_s: genLen / s, decode_cpu_per_wall: (c.user + c.system) / 1e6 / s,
     first_tokens: toks.slice(0, 8), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
@@ -86,9 +89,9 @@ async function runOurs(model: string): Promise<Measured> {
 async function runLlama(gguf: string): Promise<Measured> {
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
   const pkg = JSON.parse(readFileSync(new URL('../../../node_modules/node-llama-cpp/package.json', import.meta.url), 'utf8'));
-  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const llama = await getLlama({ gpu: gpu ? 'vulkan' : false, build: 'never', logLevel: LlamaLogLevel.error });
   const t0 = performance.now();
-  const model = await llama.loadModel({ modelPath: gguf });
+  const model = await llama.loadModel({ modelPath: gguf, gpuLayers: gpu ? 'max' : 0 });
   const ctx = await model.createContext({ contextSize: Math.max(512, promptLen + genLen + 8), threads, batchSize: Math.max(512, promptLen) });
   const load = (performance.now() - t0) / 1000;
   let seq = ctx.getSequence();
@@ -108,7 +111,7 @@ async function runLlama(gguf: string): Promise<Measured> {
   await ctx.dispose();
   await model.dispose();
   return {
-    engine: 'node-llama-cpp (llama.cpp cpu)', version: `node-llama-cpp ${pkg.version}, llama.cpp ${llama.llamaCppRelease?.release ?? '?'}`, load_s: load,
+    engine: gpu ? 'node-llama-cpp (llama.cpp vulkan)' : 'node-llama-cpp (llama.cpp cpu)', version: `node-llama-cpp ${pkg.version}, llama.cpp ${llama.llamaCppRelease?.release ?? '?'}${gpu ? `, ${(await llama.getGpuDeviceNames()).join('+')}` : ''}`, load_s: load,
     prefill_tok_s: promptLen / pre.s, prefill_cpu_per_wall: pre.cpuPerWall,
     decode_tok_s: genLen / s, decode_cpu_per_wall: (c.user + c.system) / 1e6 / s,
     first_tokens: toks.slice(0, 8), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
@@ -137,12 +140,12 @@ for (const model of values.models!.split(',')) {
   }
   for (let rep = 0; rep < Number(values.repeat); rep++) {
     for (const engine of engines) {
-      const out = execFileSync(process.execPath, [self, '--engine', engine, '--model', model, '--gguf', gguf, '--threads', String(threads), '--prompt', String(promptLen), '--generate', String(genLen)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+      const out = execFileSync(process.execPath, [self, '--engine', engine, '--backend', values.backend!, '--model', model, '--gguf', gguf, '--threads', String(threads), '--prompt', String(promptLen), '--generate', String(genLen)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
       const line = out.split('\n').find((l) => l.startsWith('@@'));
       if (!line) throw new Error(`${engine}: no result line`);
       const r = { model, rep, ...(JSON.parse(line.slice(2)) as Measured) };
       rows.push(r);
-      const row = { kind: 'peer', ...r, threads, prompt_tokens: promptLen, generate: genLen, gguf: engine === 'llama' ? gguf : undefined, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date };
+      const row = { kind: 'peer', ...r, backend: values.backend, threads, prompt_tokens: promptLen, generate: genLen, gguf: engine === 'llama' ? gguf : undefined, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date };
       console.log(JSON.stringify(row));
       appendFileSync(values.out!, JSON.stringify(row) + '\n');
     }
@@ -159,7 +162,7 @@ for (const r of rows) {
 for (const model of values.models!.split(',')) {
   if (!engines.includes('ours') || !engines.includes('llama')) break;
   const ratio = (k: 'prefill_tok_s' | 'decode_tok_s') => best(model, 'qwen-rt', k) / best(model, 'node-llama-cpp', k);
-  const line = { kind: 'peer-ratio', model, peer: 'node-llama-cpp', threads, prompt_tokens: promptLen, generate: genLen, prefill_ours_over_peer: +ratio('prefill_tok_s').toFixed(3), decode_ours_over_peer: +ratio('decode_tok_s').toFixed(3), date };
+  const line = { kind: 'peer-ratio', model, backend: values.backend, peer: 'node-llama-cpp', threads, prompt_tokens: promptLen, generate: genLen, prefill_ours_over_peer: +ratio('prefill_tok_s').toFixed(3), decode_ours_over_peer: +ratio('decode_tok_s').toFixed(3), date };
   console.log(`ours/node-llama-cpp (best of ${values.repeat}) ${model}: prefill ${line.prefill_ours_over_peer}, decode ${line.decode_ours_over_peer}`);
   appendFileSync(values.out!, JSON.stringify(line) + '\n');
 }
