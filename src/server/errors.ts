@@ -32,11 +32,13 @@ export function badParam(param: string, message: string, code: string | null = '
   return new HttpError(400, message, param, code);
 }
 
-/** Any error → an HttpError: bad input (ArgumentError, TokenizerError) is 400, the rest 500. */
+/** Any error → an HttpError: bad input (ArgumentError, TokenizerError) is 400, a lost device 503, the rest 500. */
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof QwenRtError && (e.code === 'E_ARGUMENT' || e.code === 'E_TOKENIZER')) return new HttpError(400, e.message, null, 'invalid_value');
   if (e instanceof QwenRtError && e.code === 'E_ABORTED') return new HttpError(499, 'the request was cancelled', null, 'cancelled');
+  // the engine cannot serve at all (GPU lost with no fallback): the service is unavailable, not broken
+  if (e instanceof QwenRtError && e.code === 'E_DEVICE_LOST') return new HttpError(503, `engine unavailable: ${e.message}`, null, 'device_lost');
   const msg = e instanceof Error ? e.message : String(e);
   return new HttpError(500, `internal error: ${msg}`, null, 'internal_error');
 }
