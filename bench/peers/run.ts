@@ -77,9 +77,10 @@ async function runOurs(model: string): Promise<Measured> {
   }
   const s = (performance.now() - t1) / 1000;
   const c = process.cpuUsage(c1);
+  const description = m.backend.description; // (read before dispose: the pool reports 1 thread after)
   await m.dispose();
   return {
-    engine: gpu ? 'qwen-rt webgpu' : 'qwen-rt cpu (wasm simd)', version: `qwen-rt ${pkg.version} (${m.backend.description})`, load_s: load,
+    engine: gpu ? 'qwen-rt webgpu' : 'qwen-rt cpu (wasm simd)', version: `qwen-rt ${pkg.version} (${description})`, load_s: load,
     prefill_tok_s: promptLen / pre.s, prefill_cpu_per_wall: pre.cpuPerWall,
     decode_tok_s: genLen / s, decode_cpu_per_wall: (c.user + c.system) / 1e6 / s,
     first_tokens: toks.slice(0, 8), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
