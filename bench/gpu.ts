@@ -194,8 +194,9 @@ async function gemv(b: WebGpuBackend, label: string, src: LinearSource, copies: 
   const y = b.alloc(src.outFeatures, at);
   b.write(x, Float32Array.from({ length: src.inFeatures }, (_, i) => Math.sin(i)));
   const variants = opt('variants', 'default').split(',');
+  const initial = b.int4Variant;
   for (const v of variants) {
-    b.int4Variant = v === 'default' ? '' : v.replace(/\+/g, ',');
+    b.int4Variant = v === 'default' ? initial : v === 'T2' ? '' : v.replace(/\+/g, ',');
     for (const l of ls) b.matmul(y, x, l, 1);
     await b.flush(); // warm-up (pipeline creation)
     const n = reps * copies;
@@ -224,7 +225,7 @@ async function gemv(b: WebGpuBackend, label: string, src: LinearSource, copies: 
     const l = ls[0];
     emit({ bench: `${label}${variants.length > 1 ? ` [${v}]` : ''}`, shape: `${src.inFeatures}→${src.outFeatures}`, bytes: l.bytes, us, gbps: l.bytes / us / 1000, source, note: `wall ${wallUs.toFixed(1)} us/call` });
   }
-  b.int4Variant = opt('variant', 'default') === 'default' ? '' : opt('variant', '').replace(/\+/g, ',');
+  b.int4Variant = initial;
   b.free(x);
   b.free(y);
 }
@@ -385,7 +386,10 @@ async function main(): Promise<void> {
   if (opt('dawn', '')) dawnOptions.push(opt('dawn', ''));
   const gpu = await nodeGpu({ dawnOptions });
   if (!gpu) throw new Error('no WebGPU (install the webgpu package and a Vulkan driver; --swiftshader for the CPU one)');
-  const b = (await createWebGpuBackend(gpu, { submitEvery, int4Variant: opt('variant', 'default') === 'default' ? '' : opt('variant', '').replace(/\+/g, ',') })) as WebGpuBackend;
+  // --variant: the int4 GEMV variant (default: the backend's; T2 = 8 columns per thread)
+  const variant = opt('variant', 'default');
+  const int4Variant = variant === 'default' ? undefined : variant === 'T2' ? '' : variant.replace(/\+/g, ',');
+  const b = (await createWebGpuBackend(gpu, { submitEvery, int4Variant })) as WebGpuBackend;
   console.log(JSON.stringify({ device: b.description, maxBinding: b.maxBinding, timestamps: b.features.timestamps, subgroups: b.features.subgroups, submitEvery }));
   const s14: Shape = { hidden: 5120, heads: 40, headDim: 128, mlp: 13696, vocab: 152064, layers: Number(opt('layers', '40')) };
   const shape: Shape = quick ? { hidden: 256, heads: 2, headDim: 128, mlp: 512, vocab: 4096, layers: 2 } : s14;

@@ -51,7 +51,7 @@ export interface WebGpuOptions {
   /**
    * Benchmarks: variant of the one-row int4 GEMV — extra defines of the grouped kernel
    * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per step, comma-separated) or 'rowtable'
-   * (the per-row kernel). Default ''.
+   * (the per-row kernel), '' = 8 columns per thread, 4 rows per step. Default 'Q1'.
    */
   int4Variant?: string;
 }
@@ -202,7 +202,8 @@ export class WebGpuBackend implements Backend {
     this.maxWeightBinding = Math.floor(Math.min(max, opts.maxBindingSize ?? max) / 256) * 256;
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 64 * 1024 * 1024;
-    this.int4Variant = opts.int4Variant ?? '';
+    // Q1 (4 columns per thread) measured fastest on the H100 (bench/NOTES.md, WebGPU)
+    this.int4Variant = opts.int4Variant ?? 'Q1';
   }
 
   // ------------------------------------------------------------------ memory bookkeeping
