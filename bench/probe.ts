@@ -14,7 +14,8 @@ export interface ProbeResult {
 }
 
 export async function readProbe(backend: 'cpu' | 'webgpu', threads?: number): Promise<ProbeResult> {
-  if (backend === 'cpu') return cpuReadProbe(threads);
+  // 1 GiB: larger than any cache, like the weights a decode step streams
+  if (backend === 'cpu') return cpuReadProbe(threads, 1 << 30, 2);
   return gpuReadProbe();
 }
 
