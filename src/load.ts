@@ -5,7 +5,7 @@
 import type { Backend } from './backend/backend.js';
 import { createBackend, type BackendChoice } from './backend/select.js';
 import { ArgumentError } from './errors.js';
-import { openCheckpoint } from './io/checkpoint.js';
+import { openCheckpoint, type Checkpoint } from './io/checkpoint.js';
 import { openSource } from './io/open.js';
 import { DEFAULT_MODEL } from './io/synthetic.js';
 import type { KVCacheOptions } from './kv/cache.js';
@@ -40,12 +40,20 @@ export { DEFAULT_MODEL };
 export async function loadModelOn(platform: Platform, source: string = DEFAULT_MODEL, options: LoadOptions = {}): Promise<QwenModel> {
   if (typeof source !== 'string' || source.length === 0) throw new ArgumentError('model source must be a non-empty string');
   const src = await openSource(source, platform);
-  const ckpt = await openCheckpoint(src, {
-    onProgress: options.onProgress && ((p) => options.onProgress!({ phase: 'weights', ...p })),
-  });
-  const tokenizer = QwenTokenizer.fromTiktoken(await ckpt.vocabulary());
+  let ckpt: Checkpoint;
+  let tokenizer: QwenTokenizer;
+  let backend: Backend;
   const choice = options.backend ?? 'auto';
-  const backend: Backend = await createBackend(platform, choice, { threads: options.threads });
+  try {
+    ckpt = await openCheckpoint(src, {
+      onProgress: options.onProgress && ((p) => options.onProgress!({ phase: 'weights', ...p })),
+    });
+    tokenizer = QwenTokenizer.fromTiktoken(await ckpt.vocabulary());
+    backend = await createBackend(platform, choice, { threads: options.threads });
+  } catch (e) {
+    await src.close?.(); // a bad checkpoint must not leak its open files
+    throw e;
+  }
   // Under 'auto' on a GPU, a lost device hands the conversation to the CPU: keep the checkpoint
   // open so the fallback can stream the weights again.
   const canFailOver = choice === 'auto' && backend.kind === 'webgpu';
