@@ -3,6 +3,7 @@
  * their checkpoint encoding. GPTQ qweight is re-tiled (still 4-bit) for the int4 kernel; its
  * scales/zeros are expanded to f32 / i32 per (4-column tile, group), ≈ 1/8 of the int4 bytes.
  */
+import { f16BitsToFloat } from '../../io/half.js';
 import { BackendError, CheckpointError } from '../../errors.js';
 import type { DType, TensorSource } from '../../io/source.js';
 import type { Embedding, Linear, LinearSource, Placement, Vec } from '../backend.js';
@@ -119,15 +120,6 @@ async function readAll(t: TensorSource): Promise<Uint8Array> {
   return b;
 }
 
-function f16ToF32(h: number): number {
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  const s = h & 0x8000 ? -1 : 1;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
 /** A small float tensor (F32/F16/BF16) decoded to f32. */
 export async function readFloats(t: TensorSource, what: string, length: number): Promise<Float32Array> {
   checkTensor(t, ['F32', 'F16', 'BF16'], [length], what);
@@ -135,7 +127,7 @@ export async function readFloats(t: TensorSource, what: string, length: number):
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const out = new Float32Array(length);
   if (t.dtype === 'F32') for (let i = 0; i < length; i++) out[i] = dv.getFloat32(4 * i, true);
-  else if (t.dtype === 'F16') for (let i = 0; i < length; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
+  else if (t.dtype === 'F16') for (let i = 0; i < length; i++) out[i] = f16BitsToFloat(dv.getUint16(2 * i, true));
   else {
     const u = new Uint32Array(1);
     const f = new Float32Array(u.buffer);
@@ -300,7 +292,7 @@ async function uploadGptq(ctx: UploadContext, src: Extract<LinearSource, { kind:
     const g = Math.floor((v * vg) / gs);
     for (let c = 0; c < N; c++) {
       const o = ((S + (((c >> 2) * VG + v) << 4)) >>> 2) + (c & 3);
-      f32[o] = f16ToF32(sv.getUint16(2 * (g * N + c), true));
+      f32[o] = f16BitsToFloat(sv.getUint16(2 * (g * N + c), true));
       i32[o + ((Z - S) >>> 2)] = ((qz[g * (N / 8) + (c >> 3)] >>> (4 * (c & 7))) & 15) + 1;
     }
   }
