@@ -2,6 +2,7 @@
  * Host-side re-tiling of checkpoint tensors for the WGSL kernels (pure functions, no GPU).
  * Encodings are kept: GPTQ stays 4-bit with f16 scales, f16/bf16 stay 16-bit (packed in u32).
  */
+import { f16BitsToFloat } from '../../io/half.js';
 import { CheckpointError } from '../../errors.js';
 
 /** Output columns per GPTQ tile (see wgsl/gemv_int4.wgsl). */
@@ -124,21 +125,12 @@ export function padRows(src: Uint8Array, rows: number, K: number, elemBytes: num
   for (let r = 0; r < rows; r++) dst.set(src.subarray(r * rowBytes, (r + 1) * rowBytes), dstOffset + r * wpr * 4);
 }
 
-export function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
 /** Decodes F32/F16/BF16 bytes (little-endian) to f32. */
 export function floatsFrom(dtype: string, bytes: Uint8Array, n: number, name: string): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(n);
   if (dtype === 'F32') for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
-  else if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
+  else if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = f16BitsToFloat(dv.getUint16(2 * i, true));
   else if (dtype === 'BF16') {
     const u = new Uint32Array(out.buffer);
     for (let i = 0; i < n; i++) u[i] = dv.getUint16(2 * i, true) << 16;
