@@ -1,9 +1,9 @@
 /** POST /v1/chat/completions: OpenAI chat completions (streaming and not) with ReAct tool calls. */
 import { parseReactAnswer, ReactAnswerStream, REACT_STOP, type FunctionSpec, type ToolCall } from '../chat/react.js';
 import { chatPromptIds, generateText, type TextResult } from './engine.js';
-import { checkContext, checkOptions, newId, nowSeconds, withEngine, type EndpointContext } from './context.js';
-import { badParam, cancelledEvent, errorEvent } from './errors.js';
-import { isAbort, json, sseResponse } from './http.js';
+import { checkContext, checkOptions, newId, nowSeconds, streamWithEngine, withEngine, type EndpointContext } from './context.js';
+import { badParam } from './errors.js';
+import { json } from './http.js';
 import { parseMessages, parseTools } from './messages.js';
 import { samplingRequest } from './params.js';
 
@@ -96,63 +96,42 @@ export async function chatCompletions(body: Record<string, unknown>, ctx: Endpoi
     );
   }
 
-  const release = await ctx.queue.acquire(ctx.signal);
   const chunk = (delta: Record<string, unknown>, finishReason: string | null) => ({
     ...base,
     object: 'chat.completion.chunk',
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
   });
-  async function* events(): AsyncGenerator<unknown, void> {
-    let gen: AsyncGenerator<string, TextResult> | undefined;
-    try {
-      yield chunk({ role: 'assistant', content: '' }, null);
-      gen = generateText(ctx.engine, ids, options, strip);
-      // with tools, a final answer streams once "Final Answer:" shows; a tool call comes whole
-      const react = prompt.react ? new ReactAnswerStream({ toolNames: toolNames(tools) }) : undefined;
-      let result: TextResult;
-      for (;;) {
-        const r = await gen.next();
-        if (r.done) {
-          result = r.value;
-          break;
-        }
-        const d = react ? react.push(r.value) : r.value;
-        if (d) yield chunk({ content: d }, null);
+  return streamWithEngine(ctx, async function* (track, release) {
+    yield chunk({ role: 'assistant', content: '' }, null);
+    const gen = generateText(ctx.engine, ids, options, strip);
+    track(gen);
+    // with tools, a final answer streams once "Final Answer:" shows; a tool call comes whole
+    const react = prompt.react ? new ReactAnswerStream({ toolNames: toolNames(tools) }) : undefined;
+    let result: TextResult;
+    for (;;) {
+      const r = await gen.next();
+      if (r.done) {
+        result = r.value;
+        break;
       }
-      release();
-      let a: Answer = { content: null, toolCalls: [], finishReason: result.finishReason };
-      if (react) {
-        const end = react.finish();
-        a = withParsed(end, result);
-        if (a.toolCalls.length > 0 && !legacy) {
-          if (end.rest) yield chunk({ content: end.rest }, null);
-          yield chunk({ tool_calls: a.toolCalls.map((c, index) => ({ index, ...c })) }, null);
-        } else if (a.toolCalls.length > 0) {
-          yield chunk({ content: end.rest || null, function_call: a.toolCalls[0].function }, null);
-        } else if (end.rest) {
-          yield chunk({ content: end.rest }, null);
-        }
-      }
-      yield chunk({}, finish(a));
-      if (s.includeUsage) yield { ...base, object: 'chat.completion.chunk', choices: [], usage: usageOf(result) };
-    } catch (e) {
-      if (isAbort(e, ctx.signal)) {
-        yield cancelledEvent(); // not a bare [DONE]: the answer is incomplete
-        return;
-      }
-      yield errorEvent(e);
-    } finally {
-      // closed while suspended at a yield: close the generation too, or it keeps the engine locked
-      await gen?.return(undefined as unknown as TextResult).catch(() => {});
-      release();
+      const d = react ? react.push(r.value) : r.value;
+      if (d) yield chunk({ content: d }, null);
     }
-  }
-  return sseResponse(
-    events(),
-    () => {
-      ctx.abort();
-      release();
-    },
-    ctx.headers,
-  );
+    release();
+    let a: Answer = { content: null, toolCalls: [], finishReason: result.finishReason };
+    if (react) {
+      const end = react.finish();
+      a = withParsed(end, result);
+      if (a.toolCalls.length > 0 && !legacy) {
+        if (end.rest) yield chunk({ content: end.rest }, null);
+        yield chunk({ tool_calls: a.toolCalls.map((c, index) => ({ index, ...c })) }, null);
+      } else if (a.toolCalls.length > 0) {
+        yield chunk({ content: end.rest || null, function_call: a.toolCalls[0].function }, null);
+      } else if (end.rest) {
+        yield chunk({ content: end.rest }, null);
+      }
+    }
+    yield chunk({}, finish(a));
+    if (s.includeUsage) yield { ...base, object: 'chat.completion.chunk', choices: [], usage: usageOf(result) };
+  });
 }

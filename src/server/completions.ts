@@ -4,9 +4,9 @@
  * prompt works; generation ends at <|endoftext|>, <|im_end|> or <|im_start|>, like chat.
  */
 import { generateText, type TextResult } from './engine.js';
-import { checkContext, checkOptions, newId, nowSeconds, withEngine, type EndpointContext } from './context.js';
-import { badParam, cancelledEvent, errorEvent } from './errors.js';
-import { isAbort, json, sseResponse } from './http.js';
+import { checkContext, checkOptions, newId, nowSeconds, streamWithEngine, withEngine, type EndpointContext } from './context.js';
+import { badParam } from './errors.js';
+import { json } from './http.js';
 import { samplingRequest } from './params.js';
 
 function promptOf(v: unknown, vocabSize: number): string | number[] {
@@ -61,41 +61,20 @@ export async function completions(body: Record<string, unknown>, ctx: EndpointCo
     );
   }
 
-  const release = await ctx.queue.acquire(ctx.signal);
   const chunk = (text: string, finishReason: string | null) => ({ ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason }] });
-  async function* events(): AsyncGenerator<unknown, void> {
-    let gen: AsyncGenerator<string, TextResult> | undefined;
-    try {
-      if (echo) yield chunk(echo, null);
-      gen = generateText(ctx.engine, ids, options, false);
-      for (;;) {
-        const r = await gen.next();
-        if (r.done) {
-          release();
-          yield chunk('', r.value.finishReason);
-          if (s.includeUsage) yield { ...base, choices: [], usage: usageOf(r.value) };
-          return;
-        }
-        yield chunk(r.value, null);
-      }
-    } catch (e) {
-      if (isAbort(e, ctx.signal)) {
-        yield cancelledEvent(); // not a bare [DONE]: the answer is incomplete
+  return streamWithEngine(ctx, async function* (track, release) {
+    if (echo) yield chunk(echo, null);
+    const gen = generateText(ctx.engine, ids, options, false);
+    track(gen);
+    for (;;) {
+      const r = await gen.next();
+      if (r.done) {
+        release();
+        yield chunk('', r.value.finishReason);
+        if (s.includeUsage) yield { ...base, choices: [], usage: usageOf(r.value) };
         return;
       }
-      yield errorEvent(e);
-    } finally {
-      // closed while suspended at a yield: close the generation too, or it keeps the engine locked
-      await gen?.return(undefined as unknown as TextResult).catch(() => {});
-      release();
+      yield chunk(r.value, null);
     }
-  }
-  return sseResponse(
-    events(),
-    () => {
-      ctx.abort();
-      release();
-    },
-    ctx.headers,
-  );
+  });
 }

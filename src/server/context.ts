@@ -2,8 +2,9 @@
 import type { GenerationOptions } from '../generate/options.js';
 import { resolveOptions } from '../generate/options.js';
 import { QwenRtError } from '../errors.js';
-import type { Engine } from './engine.js';
-import { HttpError, badParam } from './errors.js';
+import type { Engine, TextResult } from './engine.js';
+import { HttpError, badParam, cancelledEvent, errorEvent } from './errors.js';
+import { isAbort, sseResponse } from './http.js';
 import type { Limits } from './params.js';
 import type { RequestQueue } from './queue.js';
 
@@ -58,4 +59,41 @@ export async function withEngine<T>(ctx: EndpointContext, fn: () => Promise<T>):
   } finally {
     release();
   }
+}
+
+/**
+ * A streamed (SSE) response holding the engine (queued FIFO). `produce` yields the events and
+ * registers the generation it starts with `track`: a stream closed or cancelled while suspended
+ * also closes that generation (else it would keep the engine locked), and an abort ends with a
+ * cancelled event, not a bare [DONE], because the answer is incomplete. `release` may be called
+ * early (e.g. before the final chunk); later calls do nothing.
+ */
+export async function streamWithEngine(
+  ctx: EndpointContext,
+  produce: (track: (gen: AsyncGenerator<string, TextResult>) => void, release: () => void) => AsyncGenerator<unknown, void>,
+): Promise<Response> {
+  const release = await ctx.queue.acquire(ctx.signal);
+  async function* events(): AsyncGenerator<unknown, void> {
+    let gen: AsyncGenerator<string, TextResult> | undefined;
+    try {
+      yield* produce((g) => (gen = g), release);
+    } catch (e) {
+      if (isAbort(e, ctx.signal)) {
+        yield cancelledEvent();
+        return;
+      }
+      yield errorEvent(e);
+    } finally {
+      await gen?.return(undefined as unknown as TextResult).catch(() => {});
+      release();
+    }
+  }
+  return sseResponse(
+    events(),
+    () => {
+      ctx.abort();
+      release();
+    },
+    ctx.headers,
+  );
 }
