@@ -4,6 +4,7 @@
  *
  *   node dist/bench/run.js [--backend cpu|webgpu] [--models synthetic:1.8b-int4,…] [--prompt 512]
  *                          [--generate 32] [--context 0,2048] [--threads N] [--out bench/out/run.jsonl]
+ *                          [--long 8192] [--kv f32|int8]
  *
  * Prints one JSON line per row and a table at the end.
  */
@@ -22,6 +23,8 @@ const { values } = parseArgs({
     prompt: { type: 'string', default: '512' },
     generate: { type: 'string', default: '32' },
     context: { type: 'string', default: '0' },
+    long: { type: 'string', default: '0' },
+    kv: { type: 'string', default: 'f32' },
     threads: { type: 'string' },
     out: { type: 'string', default: 'bench/out/run.jsonl' },
   },
@@ -32,6 +35,9 @@ const threads = values.threads ? Number(values.threads) : undefined;
 const promptLen = Number(values.prompt);
 const genLen = Number(values.generate);
 const contexts = values.context!.split(',').map(Number);
+/** Tokens of one long generation from a 1-token prompt (average tok/s over all of it); 0 = skip. */
+const longLen = Number(values.long);
+const kvQuant = values.kv as 'f32' | 'int8';
 
 function ids(n: number, salt: number): number[] {
   return Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 13) % 151643);
@@ -64,7 +70,7 @@ emit({ kind: 'probe', backend, threads: probe.threads, read_gb_s: probe.gbPerSec
 
 for (const source of values.models!.split(',')) {
   const t0 = performance.now();
-  const model = await loadModel(source, { backend, threads });
+  const model = await loadModel(source, { backend, threads, kvCache: { quant: kvQuant } });
   const loadS = (performance.now() - t0) / 1000;
   // prefill: a fresh prompt of promptLen tokens
   model.reset();
@@ -79,6 +85,7 @@ for (const source of values.models!.split(',')) {
       model: source,
       backend: model.backend.description,
       load_s: +loadS.toFixed(2),
+      kv: kvQuant,
       prompt_tokens: promptLen,
       prefill_tok_s: +prefill.toFixed(2),
       context,
@@ -91,6 +98,22 @@ for (const source of values.models!.split(',')) {
       cpu: cpus()[0]?.model,
     });
   }
+  if (longLen > 0) {
+    model.reset();
+    const t0 = performance.now();
+    let n = 0;
+    for await (const _ of model.generate([9707], { ...greedy, maxNewTokens: longLen })) n++;
+    const avg = (n * 1000) / (performance.now() - t0);
+    emit({
+      kind: 'long',
+      model: source,
+      backend: model.backend.description,
+      kv: kvQuant,
+      generated_tokens: n,
+      average_tok_s: +avg.toFixed(2),
+      backend_peak_mb: Math.round(model.backend.memoryUsage().peakBytes / 1e6),
+    });
+  }
   await model.dispose();
 }
 
@@ -100,5 +123,8 @@ for (const r of rows.filter((r) => r.kind === 'model')) {
   console.log(
     `| ${r.model} | ${r.backend} | ${r.prefill_tok_s} | ${r.context} | ${r.decode_tok_s} | ${((r.bytes_per_token as number) / 1e6).toFixed(0)} | ${r.effective_gb_s} | ${((r.roofline_fraction as number) * 100).toFixed(0)}% | ${r.peak_rss_mb} |`,
   );
+}
+for (const r of rows.filter((r) => r.kind === 'long')) {
+  console.log(`${r.model}: ${r.generated_tokens} tokens generated at ${r.average_tok_s} tok/s on average (KV ${r.kv}), backend peak ${r.backend_peak_mb} MB`);
 }
 console.log(`read probe: ${probe.gbPerSecond.toFixed(1)} GB/s (${backend}, ${probe.threads} threads, ${probe.device})`);
