@@ -88,7 +88,9 @@ async function runOurs(model: string): Promise<Measured> {
 }
 
 async function runLlama(gguf: string): Promise<Measured> {
-  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  // installed on demand (`npm run bench:peers:install`), not a project dependency: ~700 MB of binaries
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const { getLlama, LlamaLogLevel } = (await import('node-llama-cpp' as string)) as any;
   const pkg = JSON.parse(readFileSync(new URL('../../../node_modules/node-llama-cpp/package.json', import.meta.url), 'utf8'));
   const llama = await getLlama({ gpu: gpu ? 'vulkan' : false, build: 'never', logLevel: LlamaLogLevel.error });
   const t0 = performance.now();
