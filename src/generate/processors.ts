@@ -6,10 +6,29 @@
  */
 import type { ResolvedOptions } from './options.js';
 
-export interface SequenceState {
-  /** Every id so far: prompt then generated. */
-  ids: number[];
-  promptLength: number;
+/**
+ * The ids of one sequence (prompt then generated) with the per-id bookkeeping the penalties need,
+ * kept up to date on push so a decode step never rescans the whole context.
+ */
+export class SequenceState {
+  readonly ids: number[];
+  readonly promptLength: number;
+  /** Every distinct id so far (repetition penalty). */
+  readonly distinct: Set<number>;
+  /** How often each id was generated (presence / frequency penalties). */
+  readonly generatedCounts = new Map<number, number>();
+
+  constructor(prompt: ArrayLike<number>) {
+    this.ids = Array.from(prompt);
+    this.promptLength = this.ids.length;
+    this.distinct = new Set(this.ids);
+  }
+
+  push(id: number): void {
+    this.ids.push(id);
+    this.distinct.add(id);
+    this.generatedCounts.set(id, (this.generatedCounts.get(id) ?? 0) + 1);
+  }
 }
 
 export function processLogits(
@@ -20,15 +39,13 @@ export function processLogits(
 ): void {
   if (o.repetitionPenalty !== 1) {
     const p = o.repetitionPenalty;
-    for (const id of new Set(seq.ids)) {
+    for (const id of seq.distinct) {
       const s = logits[id];
       logits[id] = s < 0 ? s * p : s / p;
     }
   }
   if (o.presencePenalty !== 0 || o.frequencyPenalty !== 0) {
-    const counts = new Map<number, number>();
-    for (let i = seq.promptLength; i < seq.ids.length; i++) counts.set(seq.ids[i], (counts.get(seq.ids[i]) ?? 0) + 1);
-    for (const [id, n] of counts) logits[id] -= o.presencePenalty + o.frequencyPenalty * n;
+    for (const [id, n] of seq.generatedCounts) logits[id] -= o.presencePenalty + o.frequencyPenalty * n;
   }
   for (const [id, bias] of o.logitBias) logits[id] += bias;
   if (o.stopWordsProcessor && seq.ids.length > 0) {

@@ -3,6 +3,7 @@
  * processed logits, with a seeded generator so the same seed on the same backend gives the same tokens.
  */
 import type { ResolvedOptions } from './options.js';
+import { argmax } from './processors.js';
 
 /** splitmix32-style generator: small, fast, good enough for sampling; seeded per request. */
 export function createRng(seed: number): () => number {
@@ -19,8 +20,7 @@ export function createRng(seed: number): () => number {
 
 export function sample(logits: Float32Array, o: ResolvedOptions, random: () => number): number {
   const t = o.temperature;
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  const best = argmax(logits);
   if (!(logits[best] > -Infinity)) throw new RangeError('every token is banned');
   if (t === 0) return best;
   // Softmax mass of every token (one pass), then sort only a shortlist: the tokens within `width`

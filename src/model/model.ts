@@ -8,7 +8,7 @@ import type { Backend } from '../backend/backend.js';
 import { DEFAULT_SYSTEM, makeContext } from '../chat/makeContext.js';
 import { AbortError, ArgumentError, DeviceLostError } from '../errors.js';
 import { resolveOptions, type GenerationOptions, type ResolvedOptions } from '../generate/options.js';
-import { argmax, processLogits } from '../generate/processors.js';
+import { argmax, processLogits, SequenceState } from '../generate/processors.js';
 import { createConstraint } from '../generate/constrained/index.js';
 import { createRng, sample } from '../generate/sampler.js';
 import { StopStringMatcher, WhitespaceTrimmer } from '../generate/text.js';
@@ -193,7 +193,7 @@ export class QwenModel {
     const { vocabSize: V } = this.config;
     const tok = this.tokenizer;
     const special = { eos: this.generationConfig.eosTokenId, imEnd: tok.imEnd, imStart: tok.imStart };
-    const seq = { ids: ids.slice(), promptLength: ids.length };
+    const seq = new SequenceState(ids);
     const random = createRng(o.seed ?? (Math.random() * 2 ** 32) >>> 0);
     // responseFormat: a per-call constraint masks the host logits (next step: a GPU-side bitmask)
     const constraint = o.responseFormat
@@ -237,7 +237,7 @@ export class QwenModel {
         t1 = performance.now();
         stats.prefillMs = t1 - t0;
       }
-      seq.ids.push(id);
+      seq.push(id);
       constraint?.advance(id);
       stats.generatedTokens++;
       stats.decodeMs = performance.now() - t1;
