@@ -41,7 +41,8 @@ export interface ExecutorOptions {
 
 export class QwenExecutor {
   private state: RunState;
-  private readonly chunk: number;
+  /** Tokens per prefill chunk. */
+  readonly chunk: number;
   private readonly rotary: number;
 
   constructor(
@@ -99,12 +100,17 @@ export class QwenExecutor {
    */
   prefill(kv: KVCache, ids: ArrayLike<number>, promptLength = kv.length + ids.length): Buf {
     if (ids.length === 0) throw new ArgumentError('prefill needs at least one token');
-    if (kv.length === 0) kv.ntkAlpha = ntkAlpha(promptLength, this.config.seqLength, this.config.useDynamicNtk);
+    if (kv.length === 0) kv.ntkAlpha = this.ntkAlphaFor(promptLength);
     for (let start = 0; start < ids.length; start += this.chunk) {
       const n = Math.min(this.chunk, ids.length - start);
       this.forwardChunk(kv, Int32Array.from({ length: n }, (_, i) => ids[start + i]));
     }
     return this.state.logits;
+  }
+
+  /** The NTK alpha a forward without cache over `promptLength` tokens uses (official get_ntk_alpha). */
+  ntkAlphaFor(promptLength: number): number {
+    return ntkAlpha(promptLength, this.config.seqLength, this.config.useDynamicNtk);
   }
 
   /** One cached decode step: feeds `id`, reusing the prefill's NTK alpha. */
@@ -117,7 +123,7 @@ export class QwenExecutor {
   allLogits(kv: KVCache, ids: ArrayLike<number>): Promise<Float32Array> {
     const n = ids.length;
     const V = this.config.vocabSize;
-    if (kv.length === 0) kv.ntkAlpha = ntkAlpha(n, this.config.seqLength, this.config.useDynamicNtk);
+    if (kv.length === 0) kv.ntkAlpha = this.ntkAlphaFor(n);
     const s = this.ensureRows(n);
     this.forwardChunk(kv, Int32Array.from(ids));
     const H = this.config.hiddenSize;

@@ -17,7 +17,6 @@ import { KVCache, type KVCacheOptions } from '../kv/cache.js';
 import type { QwenTokenizer } from '../tokenizer/index.js';
 import type { GenerationConfig, QwenConfig } from './config.js';
 import { QwenExecutor } from './executor.js';
-import { ntkAlpha } from './rotary.js';
 import { bytesPerToken, type QwenWeights } from './weights.js';
 import { Mutex } from '../util/mutex.js';
 import { nextTask } from '../util/nextTask.js';
@@ -138,13 +137,12 @@ export class QwenModel {
    * a fresh prefill of `ids` would use is recomputed from scratch, so results equal a fresh prefill.
    */
   private async prefill(ids: ArrayLike<number>, signal?: AbortSignal): Promise<number> {
-    const c = this.config;
     let reuse = this.cache.reusablePrefix(ids);
-    if (reuse > 0 && this.cache.ntkAlpha !== ntkAlpha(ids.length, c.seqLength, c.useDynamicNtk)) reuse = 0;
+    if (reuse > 0 && this.cache.ntkAlpha !== this.executor.ntkAlphaFor(ids.length)) reuse = 0;
     if (reuse === ids.length) reuse--; // the last token must run to produce logits
     this.cache.truncate(reuse);
     const rest = Array.prototype.slice.call(ids, reuse) as number[];
-    const chunk = this.options.prefillChunk ?? 256;
+    const chunk = this.executor.chunk;
     for (let start = 0; start < rest.length; start += chunk) {
       // Yield between chunks: on the CPU a chunk runs synchronously, so without this an abort
       // (Ctrl-C, a client disconnect) could only be seen once the whole prompt was prefilled.
