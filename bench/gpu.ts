@@ -241,6 +241,8 @@ interface Shape {
   layers: number;
 }
 
+let stepLabel = '';
+
 async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f32' | 'int8', distinct: number): Promise<void> {
   const at = { layer: 0 };
   const H = s.hidden;
@@ -265,7 +267,7 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
   b.write(x, Float32Array.from({ length: H }, (_, i) => Math.cos(i)));
   const blockBytes = blocks[0].cAttn.bytes + blocks[0].cProj.bytes + blocks[0].w1.bytes + blocks[0].w2.bytes + blocks[0].mlpProj.bytes;
   const tokenBytes = s.layers * blockBytes + lmHead.bytes;
-  const step = (pos: number): Promise<number> => {
+  const layers = (pos: number): void => {
     const q = { buf: qkv, stride: 3 * H, offset: 0 };
     const k = { buf: qkv, stride: 3 * H, offset: H };
     const v = { buf: qkv, stride: 3 * H, offset: 2 * H };
@@ -289,6 +291,9 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
     }
     b.rmsNorm(xb, x, ln, 1, 1e-6);
     b.matmul(logits, xb, lmHead, 1);
+  };
+  const step = (pos: number): Promise<number> => {
+    layers(pos);
     return b.argmax(logits, 0, s.vocab);
   };
   for (const ctx of ctxs) {
@@ -305,6 +310,11 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
     }
     const ms = (performance.now() - t0) / reps;
     const dispatches = (b.rec.dispatches - d0) / reps;
+    // host cost of recording alone: steps back to back without waiting for the GPU
+    const r0 = performance.now();
+    for (let i = 0; i < reps; i++) layers(pos);
+    const recordUs = ((performance.now() - r0) * 1000) / reps;
+    await b.flush();
     // GPU busy time of one step: every pass timed whole (dispatches back to back)
     let gpuUs = NaN;
     if (b.features.timestamps) {
@@ -316,13 +326,13 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
       gpuUs = (await b.takeProfile()).get('step')!.ns / 1000;
     }
     emit({
-      bench: `decode step ${s.layers}L kv ${quant}`,
+      bench: `decode step ${s.layers}L kv ${quant}${stepLabel}`,
       shape: `ctx ${ctx}`,
       bytes: tokenBytes,
       us: ms * 1000,
       gbps: tokenBytes / (ms * 1e6),
       source: 'wall',
-      note: `${(1000 / ms).toFixed(1)} tok/s, ${dispatches} dispatches, host encode ${((encodeMs / reps) * 1000).toFixed(0)} us, GPU passes ${gpuUs.toFixed(0)} us`,
+      note: `${(1000 / ms).toFixed(1)} tok/s, ${dispatches} dispatches, host encode ${((encodeMs / reps) * 1000).toFixed(0)} us (recording alone ${recordUs.toFixed(0)} us), GPU passes ${gpuUs.toFixed(0)} us`,
     });
     if (b.features.timestamps) {
       b.setProfiling(true);
@@ -392,13 +402,23 @@ async function main(): Promise<void> {
   const b = (await createWebGpuBackend(gpu, { submitEvery, int4Variant })) as WebGpuBackend;
   console.log(JSON.stringify({ device: b.description, maxBinding: b.maxBinding, timestamps: b.features.timestamps, subgroups: b.features.subgroups, submitEvery }));
   const s14: Shape = { hidden: 5120, heads: 40, headDim: 128, mlp: 13696, vocab: 152064, layers: Number(opt('layers', '40')) };
-  const shape: Shape = quick ? { hidden: 256, heads: 2, headDim: 128, mlp: 512, vocab: 4096, layers: 2 } : s14;
+  const shape: Shape = quick ? { hidden: 256, heads: 2, headDim: 128, mlp: 512, vocab: 4096, layers: Number(opt('layers', '2')) } : s14;
   const H = shape.hidden;
   const I = shape.mlp;
   await warmUp(b, quick ? 200 : 3000);
   if (!flag('skip-kernels')) await kernels(b, shape);
   const ctxs = opt('ctx', quick ? '1,300' : '1,2048').split(',').map(Number);
-  await decodeStep(b, shape, ctxs, opt('kv', 'f32') as 'f32' | 'int8', quick ? 1 : 3);
+  // --step-configs sf0:Q1+NODUAL,sf8:Q1 — decode step per (submitFirst, int4 variant), same machine
+  const configs = opt('step-configs', '').split(',').filter(Boolean);
+  if (configs.length === 0) await decodeStep(b, shape, ctxs, opt('kv', 'f32') as 'f32' | 'int8', quick ? 1 : 3);
+  const initial = b.int4Variant;
+  for (const cfg of configs) {
+    const [sf, v = 'default'] = cfg.split(':');
+    b.rec.submitFirst = Number(sf.replace('sf', ''));
+    b.int4Variant = v === 'default' ? initial : v.replace(/\+/g, ',');
+    stepLabel = ` [${cfg}]`;
+    await decodeStep(b, shape, ctxs, opt('kv', 'f32') as 'f32' | 'int8', quick ? 1 : 3);
+  }
   table();
   await b.dispose();
 }

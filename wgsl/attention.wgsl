@@ -3,8 +3,9 @@
 // table, exact as torch's f32 list). HD (head dim) is substituted at pipeline creation.
 // KV stores: F32 [capacity][width] f32, or I8 [capacity][width/4] u32 of bytes + meta
 // [capacity][heads] vec2 (lo, scale), value = lo + q·scale.
-//   decode_part / decode_combine: flash-decoding for one query row — workgroup (chunk of 256
-//     slots, head) writes (max, sum, o[HD]); the combine pass merges the chunks per head.
+//   decode_part / decode_combine: flash-decoding for one query row — workgroup (chunk of 64
+//     slots, head) writes (max, sum, o[HD]); the combine pass merges the chunks per head. With
+//     SINGLE (the cache fits one chunk) decode_part writes the output itself: one dispatch.
 //   prefill: 16 query rows × 16 keys per step, online softmax in workgroup memory.
 const HD: u32 = {{HD}}u;
 const HD4: u32 = HD / 4u;
@@ -18,7 +19,9 @@ struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> lg: array<f32>;
 //#if PART
+//#if !SINGLE
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
+//#endif
 //#endif
 //#if !COMBINE
 //#if F32
@@ -126,6 +129,18 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   if (j < n) { o0 += sc[j] * vv4(s0 + j, h, d4); }
   ov[l] = o0 + o1;
   workgroupBarrier();
+//#if SINGLE
+  // the whole cache in this one chunk: normalise here (what the combine pass does for one chunk)
+  if (l < HD4) {
+    var o4 = vec4f(0.0);
+    for (var gg = 0u; gg < G; gg++) { o4 += ov[gg * HD4 + l]; }
+    let inv = 1.0 / red[0];
+    o[h * HD + 4u * l] = o4.x * inv;
+    o[h * HD + 4u * l + 1u] = o4.y * inv;
+    o[h * HD + 4u * l + 2u] = o4.z * inv;
+    o[h * HD + 4u * l + 3u] = o4.w * inv;
+  }
+//#else
   let pb = (h * p.nChunks + c) * (HD + 2u);
   if (l < HD4) {
     var o = vec4f(0.0);
@@ -139,6 +154,7 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     part[pb] = m;
     part[pb + 1u] = red[0];
   }
+//#endif
 }
 //#endif
 

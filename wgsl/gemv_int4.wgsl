@@ -32,8 +32,8 @@ struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u
 //#if SWIGLU
 // epilogue out[c] = out[c] · silu(y[c]) (Qwen's w1(x) · silu(w2(x)), out holds w1(x))
 @group(0) @binding(7) var<storage, read_write> sw: array<f32>;
-fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
 //#endif
+fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
 
 //#if GROUPED
 const GS: u32 = {{GS}}u;          // unit slots per workgroup
@@ -200,6 +200,112 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     }
   }
 }
+
+//#if DUAL
+// w1 and w2 of the MLP in one dispatch (Q1 layout, RB = 4, no bias): both read the same x, so a
+// thread loads the unit's rows of both matrices and its x once; the epilogue writes
+// y2 = w2(x) and y = w1(x) · silu(w2(x)) — the executor's matmul, matmul, swiglu in one pass.
+@group(0) @binding(8) var<storage, read> qw2: array<vec4<u32>>;
+@group(0) @binding(9) var<storage, read> sz2: array<u32>;
+@group(0) @binding(10) var<storage, read_write> y2: array<f32>;
+var<workgroup> redB: array<f32, 16u * GS>;
+var<workgroup> red2B: array<f32, 256>;
+
+@compute @workgroup_size(WGN)
+fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
+  let t = wg.x + wg.y * nw.x;
+  if (t >= p.tiles) { return; }
+  let h = l % TPR;
+  let slot = l / TPR;
+  let wb = t * p.R * 4u + h;
+  let sbase = t * p.G * 10u;
+  let nb = (p.rpg + 3u) / 4u;
+  let units = p.G * nb;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  for (var u = slot; u < units; u += GS) {
+    let g = u / nb;
+    var r = g * p.rpg + (u - g * nb) * 4u;
+    let r1 = min(min(p.R, (g + 1u) * p.rpg), r + 4u);
+    var ra = vec4f(0.0);
+    var rb = vec4f(0.0);
+    var X = vec4f(0.0);
+    if (r + 4u == r1) {
+      let i = wb + r * 4u;
+      let a0 = qw[i];
+      let a1 = qw[i + 4u];
+      let a2 = qw[i + 8u];
+      let a3 = qw[i + 12u];
+      let b0 = qw2[i];
+      let b1 = qw2[i + 4u];
+      let b2 = qw2[i + 8u];
+      let b3 = qw2[i + 12u];
+      let xa0 = x4[2u * r];
+      let xb0 = x4[2u * r + 1u];
+      let xa1 = x4[2u * r + 2u];
+      let xb1 = x4[2u * r + 3u];
+      let xa2 = x4[2u * r + 4u];
+      let xb2 = x4[2u * r + 5u];
+      let xa3 = x4[2u * r + 6u];
+      let xb3 = x4[2u * r + 7u];
+      ra = (dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1)) + (dq4(a2, xa2, xb2) + dq4(a3, xa3, xb3));
+      rb = (dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1)) + (dq4(b2, xa2, xb2) + dq4(b3, xa3, xb3));
+      X = ((xa0 + xb0) + (xa1 + xb1)) + ((xa2 + xb2) + (xa3 + xb3));
+    } else {
+      for (; r < r1; r++) {
+        let xa0 = x4[2u * r];
+        let xb0 = x4[2u * r + 1u];
+        ra += dq4(qw[wb + r * 4u], xa0, xb0);
+        rb += dq4(qw2[wb + r * 4u], xa0, xb0);
+        X += xa0 + xb0;
+      }
+    }
+    let xs = (X.x + X.y) + (X.z + X.w);
+    let sb = sbase + g * 10u;
+    let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
+    let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
+    let sc = vec4f(unpack2x16float(sz2[sb + 2u * h]), unpack2x16float(sz2[sb + 2u * h + 1u]));
+    let zc = zeros4(sz2[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
+    acc0 += sa * (ra - za * xs);
+    acc1 += sc * (rb - zc * xs);
+  }
+  let o = slot * 16u + 4u * h;
+  red[o] = acc0.x;
+  red[o + 1u] = acc0.y;
+  red[o + 2u] = acc0.z;
+  red[o + 3u] = acc0.w;
+  redB[o] = acc1.x;
+  redB[o + 1u] = acc1.y;
+  redB[o + 2u] = acc1.z;
+  redB[o + 3u] = acc1.w;
+  workgroupBarrier();
+  for (var i = l; i < 256u; i += WGN) {
+    let c = i & 15u;
+    var s = 0.0;
+    var s2 = 0.0;
+    for (var j = i >> 4u; j < GS; j += 16u) {
+      s += red[j * 16u + c];
+      s2 += redB[j * 16u + c];
+    }
+    red2[i] = s;
+    red2B[i] = s2;
+  }
+  workgroupBarrier();
+  if (l < 16u) {
+    var v = 0.0;
+    var v2 = 0.0;
+    for (var j = 0u; j < 16u; j++) {
+      v += red2[j * 16u + l];
+      v2 += red2B[j * 16u + l];
+    }
+    let c = (p.tile0 + t) * 16u + l;
+    if (c < p.N) {
+      y2[p.outOff + c] = v2;
+      y[p.outOff + c] = v * silu(v2);
+    }
+  }
+}
+//#endif
 //#else
 var<workgroup> red: array<vec4f, 256>;
 

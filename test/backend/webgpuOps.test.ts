@@ -355,6 +355,39 @@ describe('webgpu: matmul', () => {
     expect(relErr(await run(gpu), await run(ref))).toBeLessThan(1e-5);
   });
 
+  it('w1 and w2 GEMVs on one x followed by swiglu (one dual dispatch) equal the three ops', async () => {
+    // K = 288 in groups of 48 (a whole unit of four word rows + a partial one); N = 56: a partial tile
+    const c1 = makeGptq(288, 56, 48, 51, {});
+    const c2 = makeGptq(288, 56, 48, 52, {});
+    const x = randoms(288, 53, 1);
+    const run = async (b: Backend, interleave: boolean) => {
+      const w1 = await b.uploadLinear(gptqSource(c1), at);
+      const w2 = await b.uploadLinear(gptqSource(c2), at);
+      const xb = put(b, x);
+      const h1 = b.alloc(56, at);
+      const h2 = b.alloc(56, at);
+      b.matmul(h1, xb, w1, 1);
+      // an op between the GEMVs breaks the pattern: both must still run (unfused)
+      if (interleave) b.add(h2, put(b, new Float32Array(56)), 56);
+      b.matmul(h2, xb, w2, 1);
+      b.swiglu(h1, h1, h2, 56);
+      const out = new Float32Array(112);
+      out.set(await b.read(h1, 0, 56));
+      out.set(await b.read(h2, 0, 56), 56);
+      return out;
+    };
+    const want = await run(ref, false);
+    const d0 = (gpu as unknown as { rec: { dispatches: number } }).rec.dispatches;
+    expect(relErr(await run(gpu, false), want)).toBeLessThan(1e-5);
+    const fused = (gpu as unknown as { rec: { dispatches: number } }).rec.dispatches - d0;
+    expect(relErr(await run(gpu, true), want)).toBeLessThan(1e-5);
+    // the fused run is one GEMV dispatch (plus the two input uploads' none): fewer than unfused
+    const d1 = (gpu as unknown as { rec: { dispatches: number } }).rec.dispatches;
+    expect(relErr(await run(gpu, false), want)).toBeLessThan(1e-5);
+    expect((gpu as unknown as { rec: { dispatches: number } }).rec.dispatches - d1).toBe(fused);
+    expect(fused).toBe(1);
+  });
+
   it('rejects g_idx whose groups are not multiples of 8 rows', async () => {
     const c = makeGptq(64, 8, 32, 5, {});
     const gIdx = new Int32Array(64);

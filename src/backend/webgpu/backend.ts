@@ -43,6 +43,11 @@ export interface WebGpuOptions {
    */
   submitEvery?: number;
   /**
+   * After each wait for the GPU, the first submit comes after this many dispatches and the chunk
+   * doubles up to submitEvery, so an idle GPU starts at once. 0 = whole submitEvery chunks. Default 8.
+   */
+  submitFirst?: number;
+  /**
    * Embedding tables of at least this many bytes stay in host memory; embed() uploads only the
    * gathered rows (a table is only ever read by row: Qwen-14B's fp16 wte is 1.56 GB of GPU memory
    * otherwise). Default 64 MiB; 0 keeps every table on the host, Infinity none.
@@ -181,6 +186,8 @@ export class WebGpuBackend implements Backend {
   private pendingRopes: PendingRope[] = [];
   /** A one-row int4 GEMV held back so that a following swiglu on its output becomes its epilogue. */
   private pendingMatmul: { out: GBuf; x: GBuf; w: WGptq } | null = null;
+  /** A second one-row int4 GEMV on the same x (w2 after w1): a following swiglu fuses all three. */
+  private pendingPair: { out: GBuf; x: GBuf; w: WGptq } | null = null;
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
   private hot = new Map<string, Kernel>();
   private readonly hostEmbeddingBytes: number;
@@ -195,6 +202,7 @@ export class WebGpuBackend implements Backend {
   ) {
     this.rec = new Recorder(device, features.timestamps);
     this.rec.submitEvery = opts.submitEvery ?? 96;
+    this.rec.submitFirst = opts.submitFirst ?? 8;
     this.kernels = new KernelCache(device);
     const lim = device.limits;
     const max = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
@@ -246,6 +254,11 @@ export class WebGpuBackend implements Backend {
     if (m) {
       this.pendingMatmul = null;
       this.gemvGrouped(m.out, m.x, m.w, undefined);
+    }
+    const m2 = this.pendingPair;
+    if (m2) {
+      this.pendingPair = null;
+      this.gemvGrouped(m2.out, m2.x, m2.w, undefined);
     }
     if (this.pendingRopes.length) this.flushRopes();
   }
@@ -677,6 +690,12 @@ export class WebGpuBackend implements Backend {
   }
 
   matmul(out: Buf, x: Buf, w: Linear, rows: number): void {
+    const held = this.pendingMatmul;
+    if (held && !this.pendingPair && rows === 1 && w instanceof WGptq && this.pairable(held, out as WBuf, x as WBuf, w)) {
+      // w2 after w1 on the same x: held too, a following swiglu makes one dual dispatch of both
+      this.pendingPair = { out: (out as WBuf).g, x: held.x, w };
+      return;
+    }
     this.settle();
     const o = out as WBuf;
     let xi = (x as WBuf).g;
@@ -769,14 +788,62 @@ export class WebGpuBackend implements Backend {
    * Unit slots per workgroup of the grouped int4 GEMV (wgsl/gemv_int4.wgsl): one per work unit
    * (group × RB word rows) up to the device's workgroup size, a multiple of 8, at least 8.
    */
-  private unitSlots(w: WGptq, tpr: number, rb: number): number {
+  private unitSlots(w: WGptq, tpr: number, rb: number, matrices = 1): number {
     const units = w.G * Math.ceil(w.rowsPerGroup / rb);
     const lim = this.device.limits;
     const maxThreads = Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
     // workgroup memory: 16 floats per slot + 256 floats
-    const maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - 1024) / 64 / 8) * 8);
+    let maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - 1024 * matrices) / 64 / matrices / 8) * 8);
+    // benchmarks: a 'GS<n>' variant token caps the slots (smaller workgroups, several units per thread)
+    const cap = Number(/(?:^|,)GS(\d+)/.exec(this.int4Variant)?.[1] ?? 0);
+    if (cap >= 8) maxSlots = Math.min(maxSlots, Math.floor(cap / 8) * 8);
     const rounds = Math.ceil(units / maxSlots);
     return Math.max(8, Math.ceil(Math.ceil(units / rounds) / 8) * 8);
+  }
+
+  /** Whether `w` (out ← w·x) can run in one dual dispatch with the held-back GEMV `a`. */
+  private pairable(a: { out: GBuf; x: GBuf; w: WGptq }, out: WBuf, x: WBuf, w: WGptq): boolean {
+    const b = a.w;
+    return (
+      this.int4Variant === 'Q1' &&
+      x.g === a.x &&
+      !w.perm &&
+      out.g !== a.out &&
+      out.g !== a.x &&
+      w.rowsPerGroup > 0 &&
+      w.rowsPerGroup === b.rowsPerGroup &&
+      w.inFeatures === b.inFeatures &&
+      w.outFeatures === b.outFeatures &&
+      !w.bias &&
+      !b.bias &&
+      w.chunks.length === 1 &&
+      b.chunks.length === 1 &&
+      out.length >= w.outFeatures
+    );
+  }
+
+  /** y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (see wgsl/gemv_int4.wgsl, dual). */
+  private gemvDual(a: { out: GBuf; x: GBuf; w: WGptq }, b: { out: GBuf; x: GBuf; w: WGptq }): void {
+    const GS = this.unitSlots(a.w, 4, 4, 2);
+    const kern = this.hk(`gemv4dual|${GS}`, () => ({
+      file: 'gemv_int4',
+      entry: 'dual',
+      defines: ['GROUPED', 'Q1', 'DUAL'],
+      values: { GS },
+      bindings: { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' } as Record<number, BindKind>,
+    }));
+    const K = a.w.inFeatures;
+    const N = a.w.outFeatures;
+    const c1 = a.w.chunks[0];
+    const c2 = b.w.chunks[0];
+    this.rec.dispatch(
+      kern,
+      [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles],
+      { 1: { buf: a.out }, 2: { buf: c1.qw }, 3: { buf: c1.sz }, 5: { buf: a.x }, 8: { buf: c2.qw }, 9: { buf: c2.sz }, 10: { buf: b.out } },
+      [c1.tiles],
+      [],
+      `gemv_int4 dual+swiglu ${K}x${N}`,
+    );
   }
 
   /** One-row int4 GEMV over uniform groups; with `sw`, also sw[c] = sw[c] · silu(out[c]). */
@@ -787,7 +854,7 @@ export class WebGpuBackend implements Backend {
     const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${v}`, () => ({
       file: 'gemv_int4',
       entry: 'grouped',
-      defines: [...(sw ? ['GROUPED', 'SWIGLU'] : ['GROUPED']), ...v.split(',').filter(Boolean)],
+      defines: [...(sw ? ['GROUPED', 'SWIGLU'] : ['GROUPED']), ...v.split(',').filter((d) => d && !d.startsWith('GS'))],
       values: { GS },
       bindings: (sw ? { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r', 7: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r' }) as Record<number, BindKind>,
     }));
@@ -892,8 +959,14 @@ export class WebGpuBackend implements Backend {
     if (p.rows === 1) {
       const nChunks = Math.ceil(p.kvLen / ATT_CHUNK);
       if (nChunks > 1024) throw new ArgumentError(`attention: kvLen ${p.kvLen} exceeds ${1024 * ATT_CHUNK} slots on WebGPU`);
-      const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
+      if (nChunks === 1) {
+        // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
+        const k0 = this.hk(`att1|${kvDef}|${HD}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', kvDef], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds } }));
+        this.rec.dispatch(k0, params, { ...base, ...kvBind }, [1, p.heads]);
+        return;
+      }
+      const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
       const k1 = this.hk(`attp|${kvDef}|${HD}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', kvDef], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds } }));
       this.rec.dispatch(k1, params, { ...base, 4: { buf: part }, ...kvBind }, [nChunks, p.heads]);
       const k2 = this.hk(`attc|${HD}`, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
@@ -909,6 +982,16 @@ export class WebGpuBackend implements Backend {
     const o = (out as WBuf).g;
     const ag = (a as WBuf).g;
     const bg = (b as WBuf).g;
+    const m1 = this.pendingMatmul;
+    const m2 = this.pendingPair;
+    if (m1 && m2 && m1.out === ag && o === ag && m2.out === bg && n === m2.w.outFeatures && n <= out.length) {
+      // out = w1(x) · silu(w2(x)) with both GEMVs still held: one dual dispatch
+      this.pendingMatmul = null;
+      this.pendingPair = null;
+      this.gemvDual(m1, m2);
+      return;
+    }
+    if (m2) this.settle();
     const m = this.pendingMatmul;
     if (m && m.out === bg && o === ag && o !== bg && o !== m.x && n === m.w.outFeatures && n <= out.length) {
       // b = w2(x) is being computed: out = a · silu(b) in the GEMV's epilogue

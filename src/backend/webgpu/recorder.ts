@@ -72,6 +72,14 @@ export class Recorder {
   dispatches = 0;
   /** Submit (without waiting) after this many recorded commands; 0 = never on count alone. */
   submitEvery = 0;
+  /**
+   * After a wait (read or flush) the GPU is idle: the first submit comes after this many commands,
+   * each later one after twice as many as the one before, up to submitEvery — the GPU starts
+   * almost at once instead of after a whole submitEvery chunk of host encoding. 0 = off.
+   */
+  submitFirst = 0;
+  /** Commands due before the next submit (see submitFirst). */
+  private chunkLimit = 0;
 
   // ---- profiling (timestamp queries, one compute pass per dispatch) ----
   private profiling = false;
@@ -289,7 +297,15 @@ export class Recorder {
     if (this.profiling) this.endPass();
     this.commands++;
     this.dispatches++;
-    if (this.submitEvery > 0 && this.commands >= this.submitEvery) this.submit();
+    if (this.submitEvery > 0 && this.commands >= (this.chunkLimit || this.submitEvery)) {
+      this.submit();
+      if (this.chunkLimit) this.chunkLimit = this.chunkLimit * 2 >= this.submitEvery ? 0 : this.chunkLimit * 2;
+    }
+  }
+
+  /** The GPU will be idle after this wait: start the next batch with a small chunk. */
+  private idle(): void {
+    this.chunkLimit = this.submitFirst > 0 && this.submitFirst < this.submitEvery ? this.submitFirst : 0;
   }
 
   copyBuffer(src: GBuf, srcOffset: number, dst: GBuf, dstOffset: number, bytes: number): void {
@@ -364,6 +380,7 @@ export class Recorder {
     this.encoder.copyBufferToBuffer(src.buffer, offset, rb, 0, bytes);
     this.commands++;
     this.submit();
+    this.idle();
     try {
       await rb.mapAsync(MAP_READ, 0, bytes);
     } catch (e) {
@@ -379,6 +396,7 @@ export class Recorder {
 
   async flush(): Promise<void> {
     this.submit();
+    this.idle();
     await this.device.queue.onSubmittedWorkDone();
     this.checkErrors();
   }
