@@ -15,6 +15,7 @@ import { cpus } from 'node:os';
 import { loadModel } from '../bindings/node/index.js';
 import type { QwenModel } from '../src/model/model.js';
 import { readProbe } from './probe.js';
+import type { WebGpuBackend } from '../src/backend/webgpu/backend.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     kv: { type: 'string', default: 'f32' },
     threads: { type: 'string' },
     out: { type: 'string', default: 'bench/out/run.jsonl' },
+    'step-breakdown': { type: 'boolean', default: false },
   },
 });
 
@@ -56,6 +58,49 @@ async function decodeSpeed(model: QwenModel, context: number, n: number): Promis
   return (n * 1000) / (performance.now() - t);
 }
 
+/**
+ * WebGPU: where one decode step's time goes, on the executor directly (no generation loop): host
+ * time to record the step, wall time of record + GPU + argmax readback, and GPU busy time
+ * (timestamp region over the step). Medians of 7.
+ */
+async function stepBreakdown(model: QwenModel, context: number): Promise<Record<string, number>> {
+  const b = model.backend as WebGpuBackend;
+  const ex = model.executor;
+  const V = model.config.vocabSize;
+  const kv = ex.newCache({ quant: kvQuant });
+  try {
+    ex.prefill(kv, ids(Math.max(1, context), 7));
+    await b.argmax(ex.logits, 0, V);
+    const rec: number[] = [];
+    const wall: number[] = [];
+    const d0 = b.rec.dispatches;
+    const gpu: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const t0 = performance.now();
+      ex.decodeOne(kv, 13);
+      const t1 = performance.now();
+      await b.argmax(ex.logits, 0, V);
+      rec.push(t1 - t0);
+      wall.push(performance.now() - t0);
+    }
+    const perStep = b.rec.dispatches - d0;
+    if (b.features.timestamps) {
+      for (let i = 0; i < 7; i++) {
+        await b.takeProfile();
+        b.rec.beginRegion('step');
+        ex.decodeOne(kv, 13);
+        b.rec.endRegion();
+        await b.argmax(ex.logits, 0, V);
+        gpu.push((await b.takeProfile()).get('step')!.ns / 1e6);
+      }
+    }
+    const med = (a: number[]) => (a.length ? +a.sort((x, y) => x - y)[a.length >> 1].toFixed(3) : NaN);
+    return { step_record_ms: med(rec), step_wall_ms: med(wall), step_gpu_ms: med(gpu), step_dispatches: perStep / 7 };
+  } finally {
+    kv.release();
+  }
+}
+
 const rows: Record<string, unknown>[] = [];
 mkdirSync(dirname(values.out!), { recursive: true });
 function emit(row: Record<string, unknown>) {
@@ -80,6 +125,7 @@ for (const source of values.models!.split(',')) {
   for (const context of contexts) {
     const decode = await decodeSpeed(model, context, genLen);
     const bytes = model.bytesPerToken;
+    const breakdown = backend === 'webgpu' && values['step-breakdown'] ? await stepBreakdown(model, context) : {};
     emit({
       kind: 'model',
       model: source,
@@ -96,6 +142,7 @@ for (const source of values.models!.split(',')) {
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
       backend_peak_mb: Math.round(model.backend.memoryUsage().peakBytes / 1e6),
       cpu: cpus()[0]?.model,
+      ...breakdown,
     });
   }
   if (longLen > 0) {

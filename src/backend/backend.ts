@@ -135,6 +135,11 @@ export interface Backend {
   readonly kind: 'cpu' | 'webgpu';
   /** e.g. "wasm simd, 2 threads, 3 memories" or the GPU adapter's name. */
   readonly description: string;
+  /**
+   * Ops return before they run (recorded for a device): the host may enqueue the next decode
+   * step while the device still works on this one. false = every op has run when it returns.
+   */
+  readonly asyncExecution: boolean;
 
   // ---- weights (checkpoint encoding kept) ----
   uploadLinear(src: LinearSource, at: Placement): Promise<Linear>;

@@ -240,16 +240,9 @@ export class QwenModel {
       stats.generatedTokens++;
       stats.decodeMs = performance.now() - t1;
       step++;
-      // Let the event loop run between tokens: on the CPU backend every step settles at once, and
-      // without this a whole answer would run in one task (no streaming, no Ctrl-C, no disconnects).
-      await nextTask();
-      yield id;
-      if (o.stopTokenIds.includes(id)) return;
-      if (step < o.maxNewTokens) {
-        if (o.signal?.aborted) {
-          this.cache.truncate(0);
-          throw new AbortError();
-        }
+      const stop = o.stopTokenIds.includes(id);
+      const more = !stop && step < o.maxNewTokens;
+      const enqueueNext = async () => {
         try {
           this.executor.decodeOne(this.cache, id);
         } catch (e) {
@@ -257,7 +250,23 @@ export class QwenModel {
           if (!(await this.failover(e))) throw e;
           fresh = true;
         }
+      };
+      // A backend that runs ops asynchronously gets the next step before the token goes out, so
+      // the device works on it while the caller handles this one. (If the caller stops early, the
+      // cache holds this token's K/V too: its token list says so, and prefix reuse stays exact.)
+      // A synchronous backend would only delay the token by a step.
+      const ahead = more && this.backend.asyncExecution && !o.signal?.aborted;
+      if (ahead) await enqueueNext();
+      // Let the event loop run between tokens: on the CPU backend every step settles at once, and
+      // without this a whole answer would run in one task (no streaming, no Ctrl-C, no disconnects).
+      await nextTask();
+      yield id;
+      if (!more) return;
+      if (o.signal?.aborted) {
+        this.cache.truncate(0);
+        throw new AbortError();
       }
+      if (!ahead) await enqueueNext();
     }
   }
 

@@ -355,6 +355,42 @@ describe('webgpu: matmul', () => {
     expect(relErr(await run(gpu), await run(ref))).toBeLessThan(1e-5);
   });
 
+  it('every one-row int4 GEMV kernel variant equals the reference (with and without the swiglu epilogue)', async () => {
+    // K = 288 in groups of 48 (6 word rows: odd per-thread ranges), and K = 1024 in groups of 128
+    for (const [K, N, gs] of [
+      [288, 56, 48],
+      [1024, 40, 128],
+    ]) {
+      const c = makeGptq(K, N, gs, 61 + K, {});
+      const src = gptqSource(c, randoms(N, 62, 0.3));
+      const x = randoms(K, 63, 1);
+      const a = randoms(N, 64, 2);
+      const run = async (b: Backend) => {
+        const l = await b.uploadLinear(src, at);
+        const plain = b.alloc(N, at);
+        b.matmul(plain, put(b, x), l, 1);
+        const h1 = put(b, a);
+        const h2 = b.alloc(N, at);
+        b.matmul(h2, put(b, x), l, 1);
+        b.swiglu(h1, h1, h2, N);
+        const out = new Float32Array(2 * N);
+        out.set(await b.read(plain, 0, N));
+        out.set(await b.read(h1, 0, N), N);
+        return out;
+      };
+      const want = await run(ref);
+      const initial = gpu.int4Variant;
+      try {
+        for (const v of ['Q1', 'Q1,HT', '', 'RB2', 'Q1,RB2', 'Q1,RB2,HT', 'BLK32', 'BLK64', 'BLK128']) {
+          gpu.int4Variant = v;
+          expect(relErr(await run(gpu), want), `variant '${v}' K ${K}`).toBeLessThan(1e-5);
+        }
+      } finally {
+        gpu.int4Variant = initial;
+      }
+    }
+  });
+
   it('w1 and w2 GEMVs on one x followed by swiglu (one dual dispatch) equal the three ops', async () => {
     // K = 288 in groups of 48 (a whole unit of four word rows + a partial one); N = 56: a partial tile
     const c1 = makeGptq(288, 56, 48, 51, {});

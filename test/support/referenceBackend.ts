@@ -134,6 +134,7 @@ export function lognFactor(pos: number, seqLength: number): number {
 
 export class ReferenceBackend implements Backend {
   readonly kind = 'cpu' as const;
+  readonly asyncExecution = false;
   readonly description = 'reference (plain TypeScript, f64 accumulation)';
   private weightBytes = 0;
   private kvBytes = 0;

@@ -121,6 +121,7 @@ const EMBED_KERNEL = { F32: 'embedF32', F16: 'embedF16', BF16: 'embedBF16' } as 
 
 class CpuBackend implements Backend {
   readonly kind = 'cpu' as const;
+  readonly asyncExecution = false;
   private weightBytes = 0;
   private kvBytes = 0;
   private peak = 0;

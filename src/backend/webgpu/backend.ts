@@ -29,6 +29,8 @@ import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTa
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 /** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
 const ATT_CHUNK = 64;
+/** One-row int4 GEMVs with at most this many outputs may use half tiles ('HT', see gemvGrouped). */
+const HALF_TILE_MAX_N = 8192;
 /** Largest k selected on the GPU; larger k reads the slice back and sorts on the host. */
 const TOPK_GPU_MAX = 1024;
 /** Bytes read from a tensor source per call while uploading. */
@@ -164,6 +166,7 @@ interface PosTable {
 
 export class WebGpuBackend implements Backend {
   readonly kind = 'webgpu' as const;
+  readonly asyncExecution = true;
   readonly rec: Recorder;
   private readonly kernels: KernelCache;
   /** Largest storage binding / buffer the device allows (bytes, multiple of 256). */
@@ -804,8 +807,10 @@ export class WebGpuBackend implements Backend {
   /** Whether `w` (out ← w·x) can run in one dual dispatch with the held-back GEMV `a`. */
   private pairable(a: { out: GBuf; x: GBuf; w: WGptq }, out: WBuf, x: WBuf, w: WGptq): boolean {
     const b = a.w;
+    const defs = this.int4Variant.split(',');
     return (
-      this.int4Variant === 'Q1' &&
+      defs.includes('Q1') &&
+      !defs.some((d) => d.startsWith('BLK')) &&
       x.g === a.x &&
       !w.perm &&
       out.g !== a.out &&
@@ -849,12 +854,34 @@ export class WebGpuBackend implements Backend {
   /** One-row int4 GEMV over uniform groups; with `sw`, also sw[c] = sw[c] · silu(out[c]). */
   private gemvGrouped(out: GBuf, x: GBuf, w: WGptq, sw: GBuf | undefined): void {
     const v = this.int4Variant;
+    const blk = /(?:^|,)BLK(\d+)/.exec(v);
+    if (blk) {
+      // row-blocked kernel (benchmark variant): BW threads per tile
+      const BW = Number(blk[1]);
+      const kern = this.hk(`gemv4blk|${BW}|${sw ? 1 : 0}`, () => ({
+        file: 'gemv_int4',
+        entry: 'blocked',
+        defines: sw ? ['GROUPED', 'BLOCKED', 'SWIGLU'] : ['GROUPED', 'BLOCKED'],
+        values: { GS: 8, BW },
+        bindings: (sw ? { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r', 7: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r' }) as Record<number, BindKind>,
+      }));
+      const label = sw ? `gemv_int4+swiglu ${w.inFeatures}x${w.outFeatures}` : `gemv_int4 ${w.inFeatures}x${w.outFeatures}`;
+      for (const c of w.chunks) {
+        const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 5: { buf: x }, 6: { buf: w.bias ?? this.dummy } };
+        if (sw) bufs[7] = { buf: sw };
+        this.rec.dispatch(kern, [w.R, w.G, w.outFeatures, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles], bufs, [c.tiles], [], label);
+      }
+      return;
+    }
     const defs = v.split(',');
-    const GS = this.unitSlots(w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4);
-    const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${v}`, () => ({
+    // 'HT' (half tiles, two workgroups per 16-column tile) only where tiles are too few to fill
+    // the GPU: N = 5120 on Qwen-14B has 320 tiles
+    const half = defs.includes('Q1') && defs.includes('HT') && w.outFeatures <= HALF_TILE_MAX_N;
+    const GS = this.unitSlots(w, defs.includes('Q1') && !half ? 4 : 2, defs.includes('RB2') ? 2 : 4);
+    const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${v}|${half}`, () => ({
       file: 'gemv_int4',
       entry: 'grouped',
-      defines: [...(sw ? ['GROUPED', 'SWIGLU'] : ['GROUPED']), ...v.split(',').filter((d) => d && !d.startsWith('GS'))],
+      defines: [...(sw ? ['GROUPED', 'SWIGLU'] : ['GROUPED']), ...defs.filter((d) => d && !d.startsWith('GS') && (d !== 'HT' || half))],
       values: { GS },
       bindings: (sw ? { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r', 7: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r' }) as Record<number, BindKind>,
     }));
@@ -865,7 +892,7 @@ export class WebGpuBackend implements Backend {
     for (const c of w.chunks) {
       const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 5: { buf: x }, 6: { buf: bias } };
       if (sw) bufs[7] = { buf: sw };
-      this.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles], bufs, [c.tiles], [], label);
+      this.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles], bufs, [half ? 2 * c.tiles : c.tiles], [], label);
     }
   }
 
