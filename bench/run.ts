@@ -94,8 +94,28 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
         gpu.push((await b.takeProfile()).get('step')!.ns / 1e6);
       }
     }
+    // the generation loop's shape without its machinery: token → next step enqueued → event loop
+    const loop = async (yieldEach: boolean) => {
+      let id = await b.argmax(ex.logits, 0, V);
+      const t0 = performance.now();
+      for (let i = 0; i < 16; i++) {
+        ex.decodeOne(kv, id % 1000);
+        if (yieldEach) await new Promise((r) => setImmediate(r));
+        id = await b.argmax(ex.logits, 0, V);
+      }
+      return (performance.now() - t0) / 16;
+    };
+    const loopMs = await loop(false);
+    const loopImmMs = await loop(true);
     const med = (a: number[]) => (a.length ? +a.sort((x, y) => x - y)[a.length >> 1].toFixed(3) : NaN);
-    return { step_record_ms: med(rec), step_wall_ms: med(wall), step_gpu_ms: med(gpu), step_dispatches: perStep / 7 };
+    return {
+      step_record_ms: med(rec),
+      step_wall_ms: med(wall),
+      step_gpu_ms: med(gpu),
+      step_dispatches: perStep / 7,
+      loop_ms: +loopMs.toFixed(3),
+      loop_set_immediate_ms: +loopImmMs.toFixed(3),
+    };
   } finally {
     kv.release();
   }

@@ -43,11 +43,7 @@ const RB: u32 = 2u;               // word rows per work unit
 const RB: u32 = 4u;
 //#endif
 //#if Q1
-//#if HT
-const TPR: u32 = 2u;              // half tiles: two workgroups per tile, 8 columns each
-//#else
 const TPR: u32 = 4u;              // threads per tile row: vec4 word h (4 columns) each
-//#endif
 //#else
 const TPR: u32 = 2u;              // threads per tile row: vec4 words h and h + 2 (8 columns) each
 //#endif
@@ -61,6 +57,7 @@ var<workgroup> red2: array<f32, 256>;
 // nibble, no per-nibble shifts; nibbles 5..7 share one shift).
 fn dq(w: u32, xa: vec4f, xb: vec4f) -> f32 {
 //#if NOMATH
+  // diagnostic only (bench --step-configs …+NOMATH): the same loads without the dequantisation
   return bitcast<f32>((w & 0x007fffffu) | 0x3f800000u) * xa.x;
 //#else
   let t = w >> 12u;
@@ -84,20 +81,10 @@ fn zeros4(zw: u32) -> vec4f {
 
 @compute @workgroup_size(WGN)
 fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
-//#if HT
-  // half tiles (few output columns, e.g. N = 5120): workgroup 2t + e owns columns 8e..8e+7 of
-  // tile t, so twice as many workgroups share the GPU
-  let wid = wg.x + wg.y * nw.x;
-  let t = wid >> 1u;
-  if (t >= p.tiles) { return; }
-  let h = (l & 1u) + 2u * (wid & 1u);
-  let slot = l >> 1u;
-//#else
   let t = wg.x + wg.y * nw.x;   // tile inside this chunk
   if (t >= p.tiles) { return; }
   let h = l % TPR;
   let slot = l / TPR;
-//#endif
   let wb = t * p.R * 4u + h;
   let sbase = t * p.G * 10u;
   // work units: (group g, RB consecutive word rows of it); nb units per group
@@ -205,11 +192,7 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     red2[i] = s;
   }
   workgroupBarrier();
-//#if HT
-  if (l < 16u && (l >> 3u) == (wid & 1u)) {
-//#else
   if (l < 16u) {
-//#endif
     var v = 0.0;
     for (var j = 0u; j < 16u; j++) { v += red2[j * 16u + l]; }
     let c = (p.tile0 + t) * 16u + l;
@@ -222,101 +205,6 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     }
   }
 }
-
-//#if BLOCKED
-// Row-blocked variant: BW threads per tile, each owning ALL 16 columns of a contiguous range of
-// word rows (one 64-byte row = 4 vec4 loads, its 8 x values loaded once for 16 columns), two rows
-// per step. Scale and zero are applied when the thread's range leaves a group. No barrier until
-// the final sum of BW partials per column (fixed order), so small workgroups stream
-// independently and many of them share an SM.
-const BW: u32 = {{BW}}u;
-var<workgroup> redc: array<vec4f, 4u * BW>;
-
-fn scaled(acc: vec4f, a: vec4f, sb: u32, h: u32, xs: f32) -> vec4f {
-  let s = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
-  let z = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-  return acc + s * (a - z * xs);
-}
-
-@compute @workgroup_size(BW)
-fn blocked(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
-  let t = wg.x + wg.y * nw.x;
-  if (t >= p.tiles) { return; }
-  let r1 = ((l + 1u) * p.R) / BW;
-  let base = t * p.R * 4u;
-  let sbase = t * p.G * 10u;
-  var c0 = vec4f(0.0);
-  var c1 = vec4f(0.0);
-  var c2 = vec4f(0.0);
-  var c3 = vec4f(0.0);
-  var r = (l * p.R) / BW;
-  while (r < r1) {
-    let g = r / p.rpg;
-    let gEnd = min(r1, (g + 1u) * p.rpg);
-    var a0 = vec4f(0.0);
-    var a1 = vec4f(0.0);
-    var a2 = vec4f(0.0);
-    var a3 = vec4f(0.0);
-    var X = vec4f(0.0);
-    for (; r + 2u <= gEnd; r += 2u) {
-      let i = base + r * 4u;
-      let w0 = qw[i];
-      let w1 = qw[i + 1u];
-      let w2 = qw[i + 2u];
-      let w3 = qw[i + 3u];
-      let v0 = qw[i + 4u];
-      let v1 = qw[i + 5u];
-      let v2 = qw[i + 6u];
-      let v3 = qw[i + 7u];
-      let xa0 = x4[2u * r];
-      let xb0 = x4[2u * r + 1u];
-      let xa1 = x4[2u * r + 2u];
-      let xb1 = x4[2u * r + 3u];
-      a0 += dq4(w0, xa0, xb0) + dq4(v0, xa1, xb1);
-      a1 += dq4(w1, xa0, xb0) + dq4(v1, xa1, xb1);
-      a2 += dq4(w2, xa0, xb0) + dq4(v2, xa1, xb1);
-      a3 += dq4(w3, xa0, xb0) + dq4(v3, xa1, xb1);
-      X += (xa0 + xb0) + (xa1 + xb1);
-    }
-    if (r < gEnd) {
-      let i = base + r * 4u;
-      let xa0 = x4[2u * r];
-      let xb0 = x4[2u * r + 1u];
-      a0 += dq4(qw[i], xa0, xb0);
-      a1 += dq4(qw[i + 1u], xa0, xb0);
-      a2 += dq4(qw[i + 2u], xa0, xb0);
-      a3 += dq4(qw[i + 3u], xa0, xb0);
-      X += xa0 + xb0;
-      r++;
-    }
-    let xs = (X.x + X.y) + (X.z + X.w);
-    let sb = sbase + g * 10u;
-    c0 = scaled(c0, a0, sb, 0u, xs);
-    c1 = scaled(c1, a1, sb, 1u, xs);
-    c2 = scaled(c2, a2, sb, 2u, xs);
-    c3 = scaled(c3, a3, sb, 3u, xs);
-  }
-  redc[4u * l] = c0;
-  redc[4u * l + 1u] = c1;
-  redc[4u * l + 2u] = c2;
-  redc[4u * l + 3u] = c3;
-  workgroupBarrier();
-  if (l < 16u) {
-    let h = l >> 2u;
-    let e = l & 3u;
-    var v = 0.0;
-    for (var j = 0u; j < BW; j++) { v += redc[4u * j + h][e]; }
-    let c = (p.tile0 + t) * 16u + l;
-    if (c < p.N) {
-      if (p.hasBias != 0u) { v += bias[c]; }
-      y[p.outOff + c] = v;
-//#if SWIGLU
-      sw[c] = sw[c] * silu(v);
-//#endif
-    }
-  }
-}
-//#endif
 
 //#if DUAL
 // w1 and w2 of the MLP in one dispatch (Q1 layout, RB = 4, no bias): both read the same x, so a

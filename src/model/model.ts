@@ -257,9 +257,11 @@ export class QwenModel {
       // A synchronous backend would only delay the token by a step.
       const ahead = more && this.backend.asyncExecution && !o.signal?.aborted;
       if (ahead) await enqueueNext();
-      // Let the event loop run between tokens: on the CPU backend every step settles at once, and
-      // without this a whole answer would run in one task (no streaming, no Ctrl-C, no disconnects).
-      await nextTask();
+      // Let the event loop run between tokens: on a synchronous backend every step settles at
+      // once, and without this a whole answer would run in one task (no streaming, no Ctrl-C, no
+      // disconnects). An asynchronous backend's readback already waits in the event loop, and an
+      // extra turn there costs ≈ 3 ms per token with Dawn (bench/NOTES.md), so it gets none.
+      if (!this.backend.asyncExecution) await nextTask();
       yield id;
       if (!more) return;
       if (o.signal?.aborted) {

@@ -29,8 +29,11 @@ import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTa
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 /** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
 const ATT_CHUNK = 64;
-/** One-row int4 GEMVs with at most this many outputs may use half tiles ('HT', see gemvGrouped). */
-const HALF_TILE_MAX_N = 8192;
+/**
+ * Unit slots per workgroup of the dual (w1+w2) GEMV: small workgroups, several units per thread,
+ * so several workgroups share an SM out of phase (measured best on the H100, bench/NOTES.md).
+ */
+const DUAL_MAX_SLOTS = 32;
 /** Largest k selected on the GPU; larger k reads the slice back and sorts on the host. */
 const TOPK_GPU_MAX = 1024;
 /** Bytes read from a tensor source per call while uploading. */
@@ -213,8 +216,9 @@ export class WebGpuBackend implements Backend {
     this.maxWeightBinding = Math.floor(Math.min(max, opts.maxBindingSize ?? max) / 256) * 256;
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 64 * 1024 * 1024;
-    // Q1 (4 columns per thread) measured fastest on the H100 (bench/NOTES.md, WebGPU)
-    this.int4Variant = opts.int4Variant ?? 'Q1';
+    // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup:
+    // measured fastest on the H100 (bench/NOTES.md, WebGPU)
+    this.int4Variant = opts.int4Variant ?? 'Q1,RB2,GS64';
   }
 
   // ------------------------------------------------------------------ memory bookkeeping
@@ -791,14 +795,14 @@ export class WebGpuBackend implements Backend {
    * Unit slots per workgroup of the grouped int4 GEMV (wgsl/gemv_int4.wgsl): one per work unit
    * (group × RB word rows) up to the device's workgroup size, a multiple of 8, at least 8.
    */
-  private unitSlots(w: WGptq, tpr: number, rb: number, matrices = 1): number {
+  private unitSlots(w: WGptq, tpr: number, rb: number, matrices = 1, slotCap = 0): number {
     const units = w.G * Math.ceil(w.rowsPerGroup / rb);
     const lim = this.device.limits;
     const maxThreads = Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
     // workgroup memory: 16 floats per slot + 256 floats
     let maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - 1024 * matrices) / 64 / matrices / 8) * 8);
-    // benchmarks: a 'GS<n>' variant token caps the slots (smaller workgroups, several units per thread)
-    const cap = Number(/(?:^|,)GS(\d+)/.exec(this.int4Variant)?.[1] ?? 0);
+    // a 'GS<n>' variant token caps the slots (smaller workgroups, several units per thread)
+    const cap = slotCap || Number(/(?:^|,)GS(\d+)/.exec(this.int4Variant)?.[1] ?? 0);
     if (cap >= 8) maxSlots = Math.min(maxSlots, Math.floor(cap / 8) * 8);
     const rounds = Math.ceil(units / maxSlots);
     return Math.max(8, Math.ceil(Math.ceil(units / rounds) / 8) * 8);
@@ -810,7 +814,6 @@ export class WebGpuBackend implements Backend {
     const defs = this.int4Variant.split(',');
     return (
       defs.includes('Q1') &&
-      !defs.some((d) => d.startsWith('BLK')) &&
       x.g === a.x &&
       !w.perm &&
       out.g !== a.out &&
@@ -829,7 +832,7 @@ export class WebGpuBackend implements Backend {
 
   /** y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (see wgsl/gemv_int4.wgsl, dual). */
   private gemvDual(a: { out: GBuf; x: GBuf; w: WGptq }, b: { out: GBuf; x: GBuf; w: WGptq }): void {
-    const GS = this.unitSlots(a.w, 4, 4, 2);
+    const GS = this.unitSlots(a.w, 4, 4, 2, DUAL_MAX_SLOTS);
     const kern = this.hk(`gemv4dual|${GS}`, () => ({
       file: 'gemv_int4',
       entry: 'dual',
@@ -854,34 +857,12 @@ export class WebGpuBackend implements Backend {
   /** One-row int4 GEMV over uniform groups; with `sw`, also sw[c] = sw[c] · silu(out[c]). */
   private gemvGrouped(out: GBuf, x: GBuf, w: WGptq, sw: GBuf | undefined): void {
     const v = this.int4Variant;
-    const blk = /(?:^|,)BLK(\d+)/.exec(v);
-    if (blk) {
-      // row-blocked kernel (benchmark variant): BW threads per tile
-      const BW = Number(blk[1]);
-      const kern = this.hk(`gemv4blk|${BW}|${sw ? 1 : 0}`, () => ({
-        file: 'gemv_int4',
-        entry: 'blocked',
-        defines: sw ? ['GROUPED', 'BLOCKED', 'SWIGLU'] : ['GROUPED', 'BLOCKED'],
-        values: { GS: 8, BW },
-        bindings: (sw ? { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r', 7: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r' }) as Record<number, BindKind>,
-      }));
-      const label = sw ? `gemv_int4+swiglu ${w.inFeatures}x${w.outFeatures}` : `gemv_int4 ${w.inFeatures}x${w.outFeatures}`;
-      for (const c of w.chunks) {
-        const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 5: { buf: x }, 6: { buf: w.bias ?? this.dummy } };
-        if (sw) bufs[7] = { buf: sw };
-        this.rec.dispatch(kern, [w.R, w.G, w.outFeatures, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles], bufs, [c.tiles], [], label);
-      }
-      return;
-    }
     const defs = v.split(',');
-    // 'HT' (half tiles, two workgroups per 16-column tile) only where tiles are too few to fill
-    // the GPU: N = 5120 on Qwen-14B has 320 tiles
-    const half = defs.includes('Q1') && defs.includes('HT') && w.outFeatures <= HALF_TILE_MAX_N;
-    const GS = this.unitSlots(w, defs.includes('Q1') && !half ? 4 : 2, defs.includes('RB2') ? 2 : 4);
-    const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${v}|${half}`, () => ({
+    const GS = this.unitSlots(w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4);
+    const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${v}`, () => ({
       file: 'gemv_int4',
       entry: 'grouped',
-      defines: [...(sw ? ['GROUPED', 'SWIGLU'] : ['GROUPED']), ...defs.filter((d) => d && !d.startsWith('GS') && (d !== 'HT' || half))],
+      defines: [...(sw ? ['GROUPED', 'SWIGLU'] : ['GROUPED']), ...defs.filter((d) => d && !d.startsWith('GS'))],
       values: { GS },
       bindings: (sw ? { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r', 7: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r' }) as Record<number, BindKind>,
     }));
@@ -892,7 +873,7 @@ export class WebGpuBackend implements Backend {
     for (const c of w.chunks) {
       const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 5: { buf: x }, 6: { buf: bias } };
       if (sw) bufs[7] = { buf: sw };
-      this.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles], bufs, [half ? 2 * c.tiles : c.tiles], [], label);
+      this.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles], bufs, [c.tiles], [], label);
     }
   }
 
