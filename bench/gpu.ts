@@ -296,6 +296,18 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
     layers(pos);
     return b.argmax(logits, 0, s.vocab);
   };
+  // --record-only N: host cost of recording N steps (nothing is waited for; for CPU profiles)
+  const recordOnly = Number(opt('record-only', '0'));
+  if (recordOnly > 0) {
+    await step(0);
+    b.rec.submitEvery = 0;
+    const d0 = b.rec.dispatches;
+    const t0 = performance.now();
+    for (let i = 0; i < recordOnly; i++) layers(0);
+    const us = (performance.now() - t0) * 1000;
+    console.log(JSON.stringify({ bench: 'record only', steps: recordOnly, us_per_step: us / recordOnly, us_per_dispatch: us / (b.rec.dispatches - d0) }));
+    process.exit(0);
+  }
   for (const ctx of ctxs) {
     const pos = Math.max(0, ctx - 1);
     for (let i = 0; i < 3; i++) await step(pos); // warm-up: pipelines, bind groups, JIT

@@ -17,7 +17,7 @@
 //     become exact floats with one and/or + one add each (see dq): no per-row index, scale or
 //     zero work. Slots are summed in workgroup memory in a fixed order.
 //   main (row-group table, unequal groups): per word row scale/zero lookup.
-struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u32, tiles: u32 }
+struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u32, tiles: u32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<storage, read> qw: array<vec4<u32>>;
@@ -51,6 +51,55 @@ const WGN: u32 = TPR * GS;
 var<workgroup> red: array<f32, 16u * GS>;
 var<workgroup> red2: array<f32, 256>;
 
+//#if NORM
+// RMSNorm of the input as a prologue (decode: it replaces the rmsnorm dispatch before the GEMV):
+// every workgroup sums x² itself (same order in each: bitwise the same factor), reads x·inv·w
+// where the plain kernel reads x, and workgroup 0 also stores the normed row (the op's output).
+@group(0) @binding(11) var<storage, read> xr: array<vec4f>;
+@group(0) @binding(12) var<storage, read> lnw: array<vec4f>;
+@group(0) @binding(13) var<storage, read_write> xbo: array<vec4f>;
+var<workgroup> nred: array<f32, WGN>;
+var<workgroup> nred2: array<f32, 32>;
+var<private> ninv: f32;
+
+fn normPrologue(l: u32, first: bool) {
+  let n4 = 2u * p.R;
+  var s = 0.0;
+  for (var i = l; i < n4; i += WGN) {
+    let v = xr[i];
+    s += dot(v, v);
+  }
+  nred[l] = s;
+  workgroupBarrier();
+  if (l < 32u) {
+    var t = 0.0;
+    for (var j = l; j < WGN; j += 32u) { t += nred[j]; }
+    nred2[l] = t;
+  }
+  workgroupBarrier();
+  var tot = 0.0;
+  for (var j = 0u; j < 32u; j++) { tot += nred2[j]; }
+  ninv = inverseSqrt(tot / f32(4u * n4) + p.eps);
+  if (first) {
+    for (var i = l; i < n4; i += WGN) { xbo[i] = (xr[i] * ninv) * lnw[i]; }
+  }
+}
+//#endif
+
+// the GEMV's input, 4 values at vec4 index i (normed on the fly with NORM)
+fn xv(i: u32) -> vec4f {
+//#if NORM
+  return (xr[i] * ninv) * lnw[i];
+//#else
+  return x4[i];
+//#endif
+}
+
+//#if RESID
+// residual add as the epilogue (decode: replaces the add before the next RMSNorm): xres += y
+@group(0) @binding(14) var<storage, read_write> xres: array<f32>;
+//#endif
+
 // Σ_j x_j·q_j over the 8 nibbles of one word (k = 8r + j; xa = x[8r..8r+4), xb = x[8r+4..8r+8)).
 // A nibble at bits b..b+3 (b + 4 ≤ 20) or'ed with the exponent of 2^(23−b) is the float
 // 2^(23−b) + q exactly; subtracting the power of two leaves q exactly (one and/or + one add per
@@ -83,6 +132,9 @@ fn zeros4(zw: u32) -> vec4f {
 fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
   let t = wg.x + wg.y * nw.x;   // tile inside this chunk
   if (t >= p.tiles) { return; }
+//#if NORM
+  normPrologue(l, t == 0u);
+//#endif
   let h = l % TPR;
   let slot = l / TPR;
   let wb = t * p.R * 4u + h;
@@ -109,10 +161,10 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       let b0 = qw[i + 2u];
       let b1 = qw[i + 6u];
 //#endif
-      let xa0 = x4[2u * r];
-      let xb0 = x4[2u * r + 1u];
-      let xa1 = x4[2u * r + 2u];
-      let xb1 = x4[2u * r + 3u];
+      let xa0 = xv(2u * r);
+      let xb0 = xv(2u * r + 1u);
+      let xa1 = xv(2u * r + 2u);
+      let xb1 = xv(2u * r + 3u);
       ra = dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1);
 //#if !Q1
       rb = dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1);
@@ -129,14 +181,14 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       let b2 = qw[i + 10u];
       let b3 = qw[i + 14u];
 //#endif
-      let xa0 = x4[2u * r];
-      let xb0 = x4[2u * r + 1u];
-      let xa1 = x4[2u * r + 2u];
-      let xb1 = x4[2u * r + 3u];
-      let xa2 = x4[2u * r + 4u];
-      let xb2 = x4[2u * r + 5u];
-      let xa3 = x4[2u * r + 6u];
-      let xb3 = x4[2u * r + 7u];
+      let xa0 = xv(2u * r);
+      let xb0 = xv(2u * r + 1u);
+      let xa1 = xv(2u * r + 2u);
+      let xb1 = xv(2u * r + 3u);
+      let xa2 = xv(2u * r + 4u);
+      let xb2 = xv(2u * r + 5u);
+      let xa3 = xv(2u * r + 6u);
+      let xb3 = xv(2u * r + 7u);
       ra = (dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1)) + (dq4(a2, xa2, xb2) + dq4(a3, xa3, xb3));
 //#if !Q1
       rb = (dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1)) + (dq4(b2, xa2, xb2) + dq4(b3, xa3, xb3));
@@ -145,8 +197,8 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
     } else {
       for (; r < r1; r++) {
-        let xa0 = x4[2u * r];
-        let xb0 = x4[2u * r + 1u];
+        let xa0 = xv(2u * r);
+        let xb0 = xv(2u * r + 1u);
         ra += dq4(qw[wb + r * 4u], xa0, xb0);
 //#if !Q1
         rb += dq4(qw[wb + r * 4u + 2u], xa0, xb0);
@@ -202,6 +254,9 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#if SWIGLU
       sw[c] = sw[c] * silu(v);
 //#endif
+//#if RESID
+      xres[c] = xres[c] + v;
+//#endif
     }
   }
 }
@@ -220,6 +275,9 @@ var<workgroup> red2B: array<f32, 256>;
 fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
   let t = wg.x + wg.y * nw.x;
   if (t >= p.tiles) { return; }
+//#if NORM
+  normPrologue(l, t == 0u);
+//#endif
   let h = l % TPR;
   let slot = l / TPR;
   let wb = t * p.R * 4u + h;
@@ -245,21 +303,21 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
       let b1 = qw2[i + 4u];
       let b2 = qw2[i + 8u];
       let b3 = qw2[i + 12u];
-      let xa0 = x4[2u * r];
-      let xb0 = x4[2u * r + 1u];
-      let xa1 = x4[2u * r + 2u];
-      let xb1 = x4[2u * r + 3u];
-      let xa2 = x4[2u * r + 4u];
-      let xb2 = x4[2u * r + 5u];
-      let xa3 = x4[2u * r + 6u];
-      let xb3 = x4[2u * r + 7u];
+      let xa0 = xv(2u * r);
+      let xb0 = xv(2u * r + 1u);
+      let xa1 = xv(2u * r + 2u);
+      let xb1 = xv(2u * r + 3u);
+      let xa2 = xv(2u * r + 4u);
+      let xb2 = xv(2u * r + 5u);
+      let xa3 = xv(2u * r + 6u);
+      let xb3 = xv(2u * r + 7u);
       ra = (dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1)) + (dq4(a2, xa2, xb2) + dq4(a3, xa3, xb3));
       rb = (dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1)) + (dq4(b2, xa2, xb2) + dq4(b3, xa3, xb3));
       X = ((xa0 + xb0) + (xa1 + xb1)) + ((xa2 + xb2) + (xa3 + xb3));
     } else {
       for (; r < r1; r++) {
-        let xa0 = x4[2u * r];
-        let xb0 = x4[2u * r + 1u];
+        let xa0 = xv(2u * r);
+        let xb0 = xv(2u * r + 1u);
         ra += dq4(qw[wb + r * 4u], xa0, xb0);
         rb += dq4(qw2[wb + r * 4u], xa0, xb0);
         X += xa0 + xb0;

@@ -424,6 +424,49 @@ describe('webgpu: matmul', () => {
     expect(fused).toBe(1);
   });
 
+  it('decode block tail: GEMV + residual add + RMSNorm + w1/w2 + swiglu (norm prologue, residual epilogue) equal the ops', async () => {
+    // the executor's order for one row: out = c_proj(att); x += out; xb = norm(x); h1 = w1(xb); h2 = w2(xb); h1 *= silu(h2)
+    const K = 288;
+    const cp = makeGptq(K, K, 48, 71, {});
+    const c1 = makeGptq(K, 56, 48, 72, {});
+    const c2 = makeGptq(K, 56, 48, 73, {});
+    const ln = floatTensor('ln.weight', 'F16', [K], randoms(K, 74, 1)).src;
+    const att = randoms(K, 75, 1);
+    const x0 = randoms(K, 76, 3);
+    const run = async (b: Backend) => {
+      const wp = await b.uploadLinear(gptqSource(cp), at);
+      const w1 = await b.uploadLinear(gptqSource(c1), at);
+      const w2 = await b.uploadLinear(gptqSource(c2), at);
+      const v = await b.uploadVector(ln, at);
+      const x = put(b, x0);
+      const a = put(b, att);
+      const out = b.alloc(K, at);
+      const xb = b.alloc(K, at);
+      const h1 = b.alloc(56, at);
+      const h2 = b.alloc(56, at);
+      for (let rep = 0; rep < 2; rep++) {
+        b.matmul(out, a, wp, 1);
+        b.add(x, out, K);
+        b.rmsNorm(xb, x, v, 1, 1e-6);
+        b.matmul(h1, xb, w1, 1);
+        b.matmul(h2, xb, w2, 1);
+        b.swiglu(h1, h1, h2, 56);
+      }
+      const res = new Float32Array(3 * K + 112);
+      res.set(await b.read(x, 0, K));
+      res.set(await b.read(xb, 0, K), K);
+      res.set(await b.read(out, 0, K), 2 * K);
+      res.set(await b.read(h1, 0, 56), 3 * K);
+      res.set(await b.read(h2, 0, 56), 3 * K + 56);
+      return res;
+    };
+    const want = await run(ref);
+    const d0 = gpu.rec.dispatches;
+    expect(relErr(await run(gpu), want)).toBeLessThan(1e-5);
+    // per repetition: GEMV+residual, then norm+dual: 2 dispatches (4 for the two repetitions)
+    expect(gpu.rec.dispatches - d0).toBe(4);
+  });
+
   it('rejects g_idx whose groups are not multiples of 8 rows', async () => {
     const c = makeGptq(64, 8, 32, 5, {});
     const gIdx = new Int32Array(64);

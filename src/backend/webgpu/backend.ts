@@ -131,6 +131,26 @@ class WGptq implements Linear {
   ) {}
 }
 
+/** A one-row int4 GEMV held back for fusion (see settle). */
+interface HeldGemv {
+  out: GBuf;
+  x: GBuf;
+  w: WGptq;
+  /** its input is this RMSNorm's output, computed in the GEMV's prologue */
+  norm?: HeldNorm;
+  /** residual add as the epilogue: resid += out */
+  resid?: GBuf;
+}
+
+/** out = RMSNorm(x) · w of one row of `cols` values. */
+interface HeldNorm {
+  out: GBuf;
+  x: GBuf;
+  w: GBuf;
+  eps: number;
+  cols: number;
+}
+
 class WEmbedding implements Embedding {
   constructor(
     readonly rows: number,
@@ -191,9 +211,11 @@ export class WebGpuBackend implements Backend {
   /** RoPE calls held back so that q and k rotate in one dispatch, fused with a following kvWrite. */
   private pendingRopes: PendingRope[] = [];
   /** A one-row int4 GEMV held back so that a following swiglu on its output becomes its epilogue. */
-  private pendingMatmul: { out: GBuf; x: GBuf; w: WGptq } | null = null;
+  private pendingMatmul: HeldGemv | null = null;
   /** A second one-row int4 GEMV on the same x (w2 after w1): a following swiglu fuses all three. */
-  private pendingPair: { out: GBuf; x: GBuf; w: WGptq } | null = null;
+  private pendingPair: HeldGemv | null = null;
+  /** A one-row RMSNorm held back: the next int4 GEMV on its output runs it as a prologue. */
+  private pendingNorm: HeldNorm | null = null;
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
   private hot = new Map<string, Kernel>();
   private readonly hostEmbeddingBytes: number;
@@ -251,6 +273,11 @@ export class WebGpuBackend implements Backend {
 
   /** Records the held-back ops, if any (every op calls this first unless it fuses them). */
   private settle(): void {
+    const nrm = this.pendingNorm;
+    if (nrm) {
+      this.pendingNorm = null;
+      this.rmsNormNow(nrm.out, nrm.x, nrm.w, 1, nrm.eps, nrm.cols, false, undefined);
+    }
     const a = this.pendingAdd;
     if (a) {
       this.pendingAdd = null;
@@ -260,12 +287,12 @@ export class WebGpuBackend implements Backend {
     const m = this.pendingMatmul;
     if (m) {
       this.pendingMatmul = null;
-      this.gemvGrouped(m.out, m.x, m.w, undefined);
+      this.gemvGrouped(m, undefined);
     }
     const m2 = this.pendingPair;
     if (m2) {
       this.pendingPair = null;
-      this.gemvGrouped(m2.out, m2.x, m2.w, undefined);
+      this.gemvGrouped(m2, undefined);
     }
     if (this.pendingRopes.length) this.flushRopes();
   }
@@ -679,7 +706,17 @@ export class WebGpuBackend implements Backend {
     const fuse = a !== null && a.x === xi.g && a.y !== a.x && a.n === rows * cols && o.g !== a.x && o.g !== a.y;
     if (!fuse) this.settle();
     this.pendingAdd = null;
-    const inplace = o.g === xi.g;
+    if (rows === 1 && !fuse && o.g !== xi.g && cols % 8 === 0) {
+      // held back: a following one-row int4 GEMV on `out` computes it in its prologue
+      this.pendingNorm = { out: o.g, x: xi.g, w: (w as WVec).g, eps, cols };
+      return;
+    }
+    this.rmsNormNow(o.g, xi.g, (w as WVec).g, rows, eps, cols, fuse, a?.y);
+  }
+
+  /** Dispatches RMSNorm of `rows` rows; with `y`, fused after the residual add x += y. */
+  private rmsNormNow(og: GBuf, xg: GBuf, wg: GBuf, rows: number, eps: number, cols: number, fuse: boolean, y: GBuf | undefined): void {
+    const inplace = og === xg;
     const defines = fuse ? ['ADD'] : inplace ? ['INPLACE'] : [];
     if (cols % 4 === 0) defines.push('VEC');
     // big workgroups for one row (decode), 256 for many rows (prefill, and CPU adapters)
@@ -691,17 +728,38 @@ export class WebGpuBackend implements Backend {
       values: { WG: wgSize },
       bindings: (fuse ? { 1: 'w', 2: 'r', 3: 'w', 4: 'r' } : inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' }) as Record<number, BindKind>,
     }));
-    const bufs: Record<number, BindRange> = { 1: { buf: o.g }, 2: { buf: (w as WVec).g }, 3: { buf: xi.g } };
-    if (fuse) bufs[4] = { buf: a.y };
+    const bufs: Record<number, BindRange> = { 1: { buf: og }, 2: { buf: wg }, 3: { buf: xg } };
+    if (fuse && y) bufs[4] = { buf: y };
     this.rec.dispatch(kern, [cols, f32(eps), 0, 0], bufs, [rows], [], fuse ? 'add+rmsnorm' : kern.label);
   }
 
   matmul(out: Buf, x: Buf, w: Linear, rows: number): void {
     const held = this.pendingMatmul;
-    if (held && !this.pendingPair && rows === 1 && w instanceof WGptq && this.pairable(held, out as WBuf, x as WBuf, w)) {
+    if (held && !held.resid && !this.pendingPair && !this.pendingNorm && rows === 1 && w instanceof WGptq && this.pairable(held, out as WBuf, x as WBuf, w)) {
       // w2 after w1 on the same x: held too, a following swiglu makes one dual dispatch of both
       this.pendingPair = { out: (out as WBuf).g, x: held.x, w };
       return;
+    }
+    // the input is a held-back RMSNorm's output: this GEMV computes the norm in its prologue
+    let norm: HeldNorm | undefined;
+    const pn = this.pendingNorm;
+    if (
+      pn &&
+      rows === 1 &&
+      w instanceof WGptq &&
+      !w.perm &&
+      w.rowsPerGroup > 0 &&
+      pn.out === (x as WBuf).g &&
+      pn.cols === w.inFeatures &&
+      (out as WBuf).g !== pn.x &&
+      (out as WBuf).g !== pn.out &&
+      !this.pendingAdd &&
+      !this.pendingMatmul &&
+      !this.pendingPair &&
+      this.pendingRopes.length === 0
+    ) {
+      norm = pn;
+      this.pendingNorm = null;
     }
     this.settle();
     const o = out as WBuf;
@@ -722,7 +780,7 @@ export class WebGpuBackend implements Backend {
       }
       if (rows === 1 && w.rowsPerGroup > 0 && this.int4Variant !== 'rowtable') {
         // held back: a following swiglu(·, ·, out) becomes its epilogue
-        this.pendingMatmul = { out: o.g, x: xi, w };
+        this.pendingMatmul = { out: o.g, x: xi, w, norm };
         return;
       }
       if (rows === 1) {
@@ -795,12 +853,16 @@ export class WebGpuBackend implements Backend {
    * Unit slots per workgroup of the grouped int4 GEMV (wgsl/gemv_int4.wgsl): one per work unit
    * (group × RB word rows) up to the device's workgroup size, a multiple of 8, at least 8.
    */
-  private unitSlots(w: WGptq, tpr: number, rb: number, matrices = 1, slotCap = 0): number {
+  private unitSlots(w: WGptq, tpr: number, rb: number, matrices = 1, slotCap = 0, norm = false): number {
     const units = w.G * Math.ceil(w.rowsPerGroup / rb);
     const lim = this.device.limits;
     const maxThreads = Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
     // workgroup memory: 16 floats per slot + 256 floats
-    let maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - 1024 * matrices) / 64 / matrices / 8) * 8);
+    // workgroup memory: 16 floats per slot and matrix + 256 floats per matrix; with the norm
+    // prologue also one float per thread + 32
+    const perSlot = 64 * matrices + (norm ? 4 * tpr : 0);
+    const fixed = 1024 * matrices + (norm ? 128 : 0);
+    let maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - fixed) / perSlot / 8) * 8);
     // a 'GS<n>' variant token caps the slots (smaller workgroups, several units per thread)
     const cap = slotCap || Number(/(?:^|,)GS(\d+)/.exec(this.int4Variant)?.[1] ?? 0);
     if (cap >= 8) maxSlots = Math.min(maxSlots, Math.floor(cap / 8) * 8);
@@ -831,49 +893,62 @@ export class WebGpuBackend implements Backend {
   }
 
   /** y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (see wgsl/gemv_int4.wgsl, dual). */
-  private gemvDual(a: { out: GBuf; x: GBuf; w: WGptq }, b: { out: GBuf; x: GBuf; w: WGptq }): void {
-    const GS = this.unitSlots(a.w, 4, 4, 2, DUAL_MAX_SLOTS);
-    const kern = this.hk(`gemv4dual|${GS}`, () => ({
+  private gemvDual(a: HeldGemv, b: HeldGemv): void {
+    const norm = a.norm;
+    const GS = this.unitSlots(a.w, 4, 4, 2, DUAL_MAX_SLOTS, !!norm);
+    const kern = this.hk(`gemv4dual|${GS}|${norm ? 1 : 0}`, () => ({
       file: 'gemv_int4',
       entry: 'dual',
-      defines: ['GROUPED', 'Q1', 'DUAL'],
+      defines: norm ? ['GROUPED', 'Q1', 'DUAL', 'NORM'] : ['GROUPED', 'Q1', 'DUAL'],
       values: { GS },
-      bindings: { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' } as Record<number, BindKind>,
+      bindings: (norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }) as Record<number, BindKind>,
     }));
     const K = a.w.inFeatures;
     const N = a.w.outFeatures;
     const c1 = a.w.chunks[0];
     const c2 = b.w.chunks[0];
-    this.rec.dispatch(
-      kern,
-      [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles],
-      { 1: { buf: a.out }, 2: { buf: c1.qw }, 3: { buf: c1.sz }, 5: { buf: a.x }, 8: { buf: c2.qw }, 9: { buf: c2.sz }, 10: { buf: b.out } },
-      [c1.tiles],
-      [],
-      `gemv_int4 dual+swiglu ${K}x${N}`,
-    );
+    const bufs: Record<number, BindRange> = { 1: { buf: a.out }, 2: { buf: c1.qw }, 3: { buf: c1.sz }, 8: { buf: c2.qw }, 9: { buf: c2.sz }, 10: { buf: b.out } };
+    if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
+    else bufs[5] = { buf: a.x };
+    this.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}`);
   }
 
   /** One-row int4 GEMV over uniform groups; with `sw`, also sw[c] = sw[c] · silu(out[c]). */
-  private gemvGrouped(out: GBuf, x: GBuf, w: WGptq, sw: GBuf | undefined): void {
+  private gemvGrouped(m: HeldGemv, sw: GBuf | undefined): void {
+    const { out, x, w, norm, resid } = m;
     const v = this.int4Variant;
     const defs = v.split(',');
-    const GS = this.unitSlots(w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4);
-    const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${v}`, () => ({
-      file: 'gemv_int4',
-      entry: 'grouped',
-      defines: [...(sw ? ['GROUPED', 'SWIGLU'] : ['GROUPED']), ...defs.filter((d) => d && !d.startsWith('GS'))],
-      values: { GS },
-      bindings: (sw ? { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r', 7: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 6: 'r' }) as Record<number, BindKind>,
-    }));
+    const GS = this.unitSlots(w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4, 1, 0, !!norm);
+    const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${norm ? 1 : 0}|${resid ? 1 : 0}|${v}`, () => {
+      const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
+      const defines = ['GROUPED', ...defs.filter((d) => d && !d.startsWith('GS'))];
+      if (sw) {
+        defines.push('SWIGLU');
+        bindings[7] = 'w';
+      }
+      if (norm) {
+        defines.push('NORM');
+        Object.assign(bindings, { 11: 'r', 12: 'r', 13: 'w' });
+      } else {
+        bindings[5] = 'r';
+      }
+      if (resid) {
+        defines.push('RESID');
+        bindings[14] = 'w';
+      }
+      return { file: 'gemv_int4', entry: 'grouped', defines, values: { GS }, bindings };
+    });
     const K = w.inFeatures;
     const N = w.outFeatures;
     const bias = w.bias ?? this.dummy;
-    const label = sw ? `gemv_int4+swiglu ${K}x${N}` : `gemv_int4 ${K}x${N}`;
+    const label = `${norm ? 'rmsnorm+' : ''}gemv_int4${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}`;
     for (const c of w.chunks) {
-      const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 5: { buf: x }, 6: { buf: bias } };
+      const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 6: { buf: bias } };
       if (sw) bufs[7] = { buf: sw };
-      this.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles], bufs, [c.tiles], [], label);
+      if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
+      else bufs[5] = { buf: x };
+      if (resid) bufs[14] = { buf: resid };
+      this.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c.tiles], [], label);
     }
   }
 
@@ -1001,10 +1076,10 @@ export class WebGpuBackend implements Backend {
     }
     if (m2) this.settle();
     const m = this.pendingMatmul;
-    if (m && m.out === bg && o === ag && o !== bg && o !== m.x && n === m.w.outFeatures && n <= out.length) {
+    if (m && !m.resid && m.out === bg && o === ag && o !== bg && o !== m.x && n === m.w.outFeatures && n <= out.length) {
       // b = w2(x) is being computed: out = a · silu(b) in the GEMV's epilogue
       this.pendingMatmul = null;
-      this.gemvGrouped(m.out, m.x, m.w, o);
+      this.gemvGrouped(m, o);
       return;
     }
     this.settle();
@@ -1021,6 +1096,12 @@ export class WebGpuBackend implements Backend {
     const yg = (y as WBuf).g;
     if (n <= 0) return;
     if (n > x.length || n > y.length) throw new ArgumentError('add: n exceeds a buffer');
+    const m = this.pendingMatmul;
+    if (m && !this.pendingPair && !this.pendingNorm && !m.norm && !m.resid && m.out === yg && xg !== yg && xg !== m.x && n === m.w.outFeatures) {
+      // y is the held GEMV's output: x += y becomes its epilogue
+      m.resid = xg;
+      return;
+    }
     this.settle();
     this.pendingAdd = { x: xg, y: yg, n };
   }
