@@ -144,6 +144,42 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
   let units = p.G * nb;
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
+//#if PF
+  // software-pipelined (Q1, RB2, even rpg: every unit whole): the next unit's two weight words are
+  // loaded before this unit's math, so each thread keeps a load in flight while it computes
+  var pa0 = vec4<u32>(0u);
+  var pa1 = vec4<u32>(0u);
+  if (slot < units) {
+    let g0 = slot / nb;
+    let r0 = g0 * p.rpg + (slot - g0 * nb) * 2u;
+    pa0 = qw[wb + r0 * 4u];
+    pa1 = qw[wb + r0 * 4u + 4u];
+  }
+  for (var u = slot; u < units; u += GS) {
+    let g = u / nb;
+    let r = g * p.rpg + (u - g * nb) * 2u;
+    let a0 = pa0;
+    let a1 = pa1;
+    let un = u + GS;
+    if (un < units) {
+      let gn = un / nb;
+      let rn = gn * p.rpg + (un - gn * nb) * 2u;
+      pa0 = qw[wb + rn * 4u];
+      pa1 = qw[wb + rn * 4u + 4u];
+    }
+    let xa0 = xv(2u * r);
+    let xb0 = xv(2u * r + 1u);
+    let xa1 = xv(2u * r + 2u);
+    let xb1 = xv(2u * r + 3u);
+    let ra = dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1);
+    let X = (xa0 + xb0) + (xa1 + xb1);
+    let xs = (X.x + X.y) + (X.z + X.w);
+    let sb = sbase + g * 10u;
+    let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
+    let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
+    acc0 += sa * (ra - za * xs);
+  }
+//#else
   for (var u = slot; u < units; u += GS) {
     let g = u / nb;
     var r = g * p.rpg + (u - g * nb) * RB;
@@ -224,6 +260,7 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     acc1 += sc * (rb - zc * xs);
 //#endif
   }
+//#endif
   let o = slot * 16u + 4u * h;
   red[o] = acc0.x;
   red[o + 1u] = acc0.y;

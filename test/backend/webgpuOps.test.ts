@@ -381,7 +381,7 @@ describe('webgpu: matmul', () => {
       const want = await run(ref);
       const initial = gpu.int4Variant;
       try {
-        for (const v of ['Q1', '', 'RB2', 'Q1,RB2', 'Q1,RB2,GS64', 'Q1,GS8', 'Q1,RB2,GS8']) {
+        for (const v of ['Q1', '', 'RB2', 'Q1,RB2', 'Q1,RB2,GS64', 'Q1,GS8', 'Q1,RB2,GS8', 'Q1,RB2,GS8,PF', 'Q1,RB2,GS64,PF']) {
           gpu.int4Variant = v;
           expect(relErr(await run(gpu), want), `variant '${v}' K ${K}`).toBeLessThan(1e-5);
         }

@@ -59,9 +59,11 @@ export interface WebGpuOptions {
    */
   hostEmbeddingBytes?: number;
   /**
-   * Benchmarks: variant of the one-row int4 GEMV — extra defines of the grouped kernel
-   * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per step, comma-separated) or 'rowtable'
-   * (the per-row kernel), '' = 8 columns per thread, 4 rows per step. Default 'Q1'.
+   * Benchmarks: variant of the one-row int4 GEMV — comma-separated options of the grouped kernel
+   * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per unit, 'GS<n>' = at most n unit slots per
+   * workgroup, 'PF' = prefetch the next unit's weights (needs Q1, RB2), 'NOMATH' = loads only, a
+   * diagnostic) or 'rowtable' (the per-row kernel); '' = 8 columns per thread, 4 rows per unit.
+   * The w1+w2 dual kernel runs whenever 'Q1' is set. Default 'Q1,RB2,GS64,PF'.
    */
   int4Variant?: string;
 }
@@ -238,9 +240,9 @@ export class WebGpuBackend implements Backend {
     this.maxWeightBinding = Math.floor(Math.min(max, opts.maxBindingSize ?? max) / 256) * 256;
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 64 * 1024 * 1024;
-    // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup:
-    // measured fastest on the H100 (bench/NOTES.md, WebGPU)
-    this.int4Variant = opts.int4Variant ?? 'Q1,RB2,GS64';
+    // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup, the
+    // next unit's weights prefetched: measured fastest on the H100 (bench/NOTES.md, WebGPU)
+    this.int4Variant = opts.int4Variant ?? 'Q1,RB2,GS64,PF';
   }
 
   // ------------------------------------------------------------------ memory bookkeeping
@@ -916,8 +918,11 @@ export class WebGpuBackend implements Backend {
   /** One-row int4 GEMV over uniform groups; with `sw`, also sw[c] = sw[c] · silu(out[c]). */
   private gemvGrouped(m: HeldGemv, sw: GBuf | undefined): void {
     const { out, x, w, norm, resid } = m;
-    const v = this.int4Variant;
+    // PF (prefetch) needs Q1 with whole 2-row units
+    const pf = this.int4Variant.includes('PF') && w.rowsPerGroup % 2 === 0;
+    const v = pf ? this.int4Variant : this.int4Variant.replace(/(^|,)PF(?=,|$)/, '');
     const defs = v.split(',');
+    if (pf && !(defs.includes('Q1') && defs.includes('RB2'))) throw new ArgumentError(`int4Variant: PF needs Q1 and RB2, got ${this.int4Variant}`);
     const GS = this.unitSlots(w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4, 1, 0, !!norm);
     const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${norm ? 1 : 0}|${resid ? 1 : 0}|${v}`, () => {
       const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
