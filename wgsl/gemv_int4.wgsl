@@ -95,6 +95,19 @@ fn xv(i: u32) -> vec4f {
 //#endif
 }
 
+// x of the four word rows r..r+3 (halves a, b of each row's 8 values), and the Σ x·q of four
+// rows' words against it: the whole-unit step of the RB = 4 kernels
+struct XU { a0: vec4f, b0: vec4f, a1: vec4f, b1: vec4f, a2: vec4f, b2: vec4f, a3: vec4f, b3: vec4f }
+fn xunit(r: u32) -> XU {
+  return XU(xv(2u * r), xv(2u * r + 1u), xv(2u * r + 2u), xv(2u * r + 3u), xv(2u * r + 4u), xv(2u * r + 5u), xv(2u * r + 6u), xv(2u * r + 7u));
+}
+fn xsum(x: XU) -> vec4f {
+  return ((x.a0 + x.b0) + (x.a1 + x.b1)) + ((x.a2 + x.b2) + (x.a3 + x.b3));
+}
+fn dq16(w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, x: XU) -> vec4f {
+  return (dq4(w0, x.a0, x.b0) + dq4(w1, x.a1, x.b1)) + (dq4(w2, x.a2, x.b2) + dq4(w3, x.a3, x.b3));
+}
+
 //#if RESID
 // residual add as the epilogue (decode: replaces the add before the next RMSNorm): xres += y
 @group(0) @binding(14) var<storage, read_write> xres: array<f32>;
@@ -217,19 +230,12 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       let b2 = qw[i + 10u];
       let b3 = qw[i + 14u];
 //#endif
-      let xa0 = xv(2u * r);
-      let xb0 = xv(2u * r + 1u);
-      let xa1 = xv(2u * r + 2u);
-      let xb1 = xv(2u * r + 3u);
-      let xa2 = xv(2u * r + 4u);
-      let xb2 = xv(2u * r + 5u);
-      let xa3 = xv(2u * r + 6u);
-      let xb3 = xv(2u * r + 7u);
-      ra = (dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1)) + (dq4(a2, xa2, xb2) + dq4(a3, xa3, xb3));
+      let x = xunit(r);
+      ra = dq16(a0, a1, a2, a3, x);
 //#if !Q1
-      rb = (dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1)) + (dq4(b2, xa2, xb2) + dq4(b3, xa3, xb3));
+      rb = dq16(b0, b1, b2, b3, x);
 //#endif
-      X = ((xa0 + xb0) + (xa1 + xb1)) + ((xa2 + xb2) + (xa3 + xb3));
+      X = xsum(x);
 //#endif
     } else {
       for (; r < r1; r++) {
@@ -340,17 +346,10 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
       let b1 = qw2[i + 4u];
       let b2 = qw2[i + 8u];
       let b3 = qw2[i + 12u];
-      let xa0 = xv(2u * r);
-      let xb0 = xv(2u * r + 1u);
-      let xa1 = xv(2u * r + 2u);
-      let xb1 = xv(2u * r + 3u);
-      let xa2 = xv(2u * r + 4u);
-      let xb2 = xv(2u * r + 5u);
-      let xa3 = xv(2u * r + 6u);
-      let xb3 = xv(2u * r + 7u);
-      ra = (dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1)) + (dq4(a2, xa2, xb2) + dq4(a3, xa3, xb3));
-      rb = (dq4(b0, xa0, xb0) + dq4(b1, xa1, xb1)) + (dq4(b2, xa2, xb2) + dq4(b3, xa3, xb3));
-      X = ((xa0 + xb0) + (xa1 + xb1)) + ((xa2 + xb2) + (xa3 + xb3));
+      let x = xunit(r);
+      ra = dq16(a0, a1, a2, a3, x);
+      rb = dq16(b0, b1, b2, b3, x);
+      X = xsum(x);
     } else {
       for (; r < r1; r++) {
         let xa0 = xv(2u * r);
