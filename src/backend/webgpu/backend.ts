@@ -25,15 +25,11 @@ import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
 import { Recorder, f32, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
 import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
+import { dispatchDual, dispatchGrouped, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
 
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 /** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
 const ATT_CHUNK = 64;
-/**
- * Unit slots per workgroup of the dual (w1+w2) GEMV: small workgroups, several units per thread,
- * so several workgroups share an SM out of phase (measured best on the H100, bench/NOTES.md).
- */
-const DUAL_MAX_SLOTS = 32;
 /** Largest k selected on the GPU; larger k reads the slice back and sorts on the host. */
 const TOPK_GPU_MAX = 1024;
 /** Bytes read from a tensor source per call while uploading. */
@@ -110,14 +106,14 @@ class WDense implements Linear {
   ) {}
 }
 
-interface GptqChunk {
+export interface GptqChunk {
   qw: GBuf;
   sz: GBuf;
   tile0: number;
   tiles: number;
 }
 
-class WGptq implements Linear {
+export class WGptq implements Linear {
   readonly kind = 'gptq' as const;
   constructor(
     readonly inFeatures: number,
@@ -131,26 +127,6 @@ class WGptq implements Linear {
     readonly perm: GBuf | undefined,
     readonly bias: GBuf | undefined,
   ) {}
-}
-
-/** A one-row int4 GEMV held back for fusion (see settle). */
-interface HeldGemv {
-  out: GBuf;
-  x: GBuf;
-  w: WGptq;
-  /** its input is this RMSNorm's output, computed in the GEMV's prologue */
-  norm?: HeldNorm;
-  /** residual add as the epilogue: resid += out */
-  resid?: GBuf;
-}
-
-/** out = RMSNorm(x) · w of one row of `cols` values. */
-interface HeldNorm {
-  out: GBuf;
-  x: GBuf;
-  w: GBuf;
-  eps: number;
-  cols: number;
 }
 
 class WEmbedding implements Embedding {
@@ -218,6 +194,8 @@ export class WebGpuBackend implements Backend {
   private pendingPair: HeldGemv | null = null;
   /** A one-row RMSNorm held back: the next int4 GEMV on its output runs it as a prologue. */
   private pendingNorm: HeldNorm | null = null;
+  /** what the int4 GEMV dispatchers (gemvInt4.ts) use of this backend */
+  private readonly gemv: GemvContext;
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
   private hot = new Map<string, Kernel>();
   private readonly hostEmbeddingBytes: number;
@@ -234,6 +212,18 @@ export class WebGpuBackend implements Backend {
     this.rec.submitEvery = opts.submitEvery ?? 96;
     this.rec.submitFirst = opts.submitFirst ?? 8;
     this.kernels = new KernelCache(device);
+    const self = this;
+    this.gemv = {
+      rec: this.rec,
+      limits: device.limits,
+      kernel: (key, spec) => this.hk(key, spec),
+      get dummy() {
+        return self.dummy;
+      },
+      get variant() {
+        return self.int4Variant;
+      },
+    };
     const lim = device.limits;
     const max = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
     this.maxBinding = Math.floor(max / 256) * 256;
@@ -289,12 +279,12 @@ export class WebGpuBackend implements Backend {
     const m = this.pendingMatmul;
     if (m) {
       this.pendingMatmul = null;
-      this.gemvGrouped(m, undefined);
+      dispatchGrouped(this.gemv, m, undefined);
     }
     const m2 = this.pendingPair;
     if (m2) {
       this.pendingPair = null;
-      this.gemvGrouped(m2, undefined);
+      dispatchGrouped(this.gemv, m2, undefined);
     }
     if (this.pendingRopes.length) this.flushRopes();
   }
@@ -737,7 +727,7 @@ export class WebGpuBackend implements Backend {
 
   matmul(out: Buf, x: Buf, w: Linear, rows: number): void {
     const held = this.pendingMatmul;
-    if (held && !held.resid && !this.pendingPair && !this.pendingNorm && rows === 1 && w instanceof WGptq && this.pairable(held, out as WBuf, x as WBuf, w)) {
+    if (held && !held.resid && !this.pendingPair && !this.pendingNorm && rows === 1 && w instanceof WGptq && pairable(this.int4Variant, held, (out as WBuf).g, (x as WBuf).g, out.length, w)) {
       // w2 after w1 on the same x: held too, a following swiglu makes one dual dispatch of both
       this.pendingPair = { out: (out as WBuf).g, x: held.x, w };
       return;
@@ -848,112 +838,6 @@ export class WebGpuBackend implements Backend {
           `gemm_${d.enc.toLowerCase()} ${K}x${N}`,
         );
       }
-    }
-  }
-
-  /**
-   * Unit slots per workgroup of the grouped int4 GEMV (wgsl/gemv_int4.wgsl): one per work unit
-   * (group × RB word rows) up to the device's workgroup size, a multiple of 8, at least 8.
-   */
-  private unitSlots(w: WGptq, tpr: number, rb: number, matrices = 1, slotCap = 0, norm = false): number {
-    const units = w.G * Math.ceil(w.rowsPerGroup / rb);
-    const lim = this.device.limits;
-    const maxThreads = Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
-    // workgroup memory: 16 floats per slot + 256 floats
-    // workgroup memory: 16 floats per slot and matrix + 256 floats per matrix; with the norm
-    // prologue also one float per thread + 32
-    const perSlot = 64 * matrices + (norm ? 4 * tpr : 0);
-    const fixed = 1024 * matrices + (norm ? 128 : 0);
-    let maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - fixed) / perSlot / 8) * 8);
-    // a 'GS<n>' variant token caps the slots (smaller workgroups, several units per thread)
-    const cap = slotCap || Number(/(?:^|,)GS(\d+)/.exec(this.int4Variant)?.[1] ?? 0);
-    if (cap >= 8) maxSlots = Math.min(maxSlots, Math.floor(cap / 8) * 8);
-    const rounds = Math.ceil(units / maxSlots);
-    return Math.max(8, Math.ceil(Math.ceil(units / rounds) / 8) * 8);
-  }
-
-  /** Whether `w` (out ← w·x) can run in one dual dispatch with the held-back GEMV `a`. */
-  private pairable(a: { out: GBuf; x: GBuf; w: WGptq }, out: WBuf, x: WBuf, w: WGptq): boolean {
-    const b = a.w;
-    const defs = this.int4Variant.split(',');
-    return (
-      defs.includes('Q1') &&
-      x.g === a.x &&
-      !w.perm &&
-      out.g !== a.out &&
-      out.g !== a.x &&
-      w.rowsPerGroup > 0 &&
-      w.rowsPerGroup === b.rowsPerGroup &&
-      w.inFeatures === b.inFeatures &&
-      w.outFeatures === b.outFeatures &&
-      !w.bias &&
-      !b.bias &&
-      w.chunks.length === 1 &&
-      b.chunks.length === 1 &&
-      out.length >= w.outFeatures
-    );
-  }
-
-  /** y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (see wgsl/gemv_int4.wgsl, dual). */
-  private gemvDual(a: HeldGemv, b: HeldGemv): void {
-    const norm = a.norm;
-    const GS = this.unitSlots(a.w, 4, 4, 2, DUAL_MAX_SLOTS, !!norm);
-    const kern = this.hk(`gemv4dual|${GS}|${norm ? 1 : 0}`, () => ({
-      file: 'gemv_int4',
-      entry: 'dual',
-      defines: norm ? ['GROUPED', 'Q1', 'DUAL', 'NORM'] : ['GROUPED', 'Q1', 'DUAL'],
-      values: { GS },
-      bindings: (norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }) as Record<number, BindKind>,
-    }));
-    const K = a.w.inFeatures;
-    const N = a.w.outFeatures;
-    const c1 = a.w.chunks[0];
-    const c2 = b.w.chunks[0];
-    const bufs: Record<number, BindRange> = { 1: { buf: a.out }, 2: { buf: c1.qw }, 3: { buf: c1.sz }, 8: { buf: c2.qw }, 9: { buf: c2.sz }, 10: { buf: b.out } };
-    if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
-    else bufs[5] = { buf: a.x };
-    this.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}`);
-  }
-
-  /** One-row int4 GEMV over uniform groups; with `sw`, also sw[c] = sw[c] · silu(out[c]). */
-  private gemvGrouped(m: HeldGemv, sw: GBuf | undefined): void {
-    const { out, x, w, norm, resid } = m;
-    // PF (prefetch) needs Q1 with whole 2-row units
-    const pf = this.int4Variant.includes('PF') && w.rowsPerGroup % 2 === 0;
-    const v = pf ? this.int4Variant : this.int4Variant.replace(/(^|,)PF(?=,|$)/, '');
-    const defs = v.split(',');
-    if (pf && !(defs.includes('Q1') && defs.includes('RB2'))) throw new ArgumentError(`int4Variant: PF needs Q1 and RB2, got ${this.int4Variant}`);
-    const GS = this.unitSlots(w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4, 1, 0, !!norm);
-    const kern = this.hk(`gemv4|${GS}|${sw ? 1 : 0}|${norm ? 1 : 0}|${resid ? 1 : 0}|${v}`, () => {
-      const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
-      const defines = ['GROUPED', ...defs.filter((d) => d && !d.startsWith('GS'))];
-      if (sw) {
-        defines.push('SWIGLU');
-        bindings[7] = 'w';
-      }
-      if (norm) {
-        defines.push('NORM');
-        Object.assign(bindings, { 11: 'r', 12: 'r', 13: 'w' });
-      } else {
-        bindings[5] = 'r';
-      }
-      if (resid) {
-        defines.push('RESID');
-        bindings[14] = 'w';
-      }
-      return { file: 'gemv_int4', entry: 'grouped', defines, values: { GS }, bindings };
-    });
-    const K = w.inFeatures;
-    const N = w.outFeatures;
-    const bias = w.bias ?? this.dummy;
-    const label = `${norm ? 'rmsnorm+' : ''}gemv_int4${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}`;
-    for (const c of w.chunks) {
-      const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 6: { buf: bias } };
-      if (sw) bufs[7] = { buf: sw };
-      if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
-      else bufs[5] = { buf: x };
-      if (resid) bufs[14] = { buf: resid };
-      this.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c.tiles], [], label);
     }
   }
 
@@ -1076,7 +960,7 @@ export class WebGpuBackend implements Backend {
       // out = w1(x) · silu(w2(x)) with both GEMVs still held: one dual dispatch
       this.pendingMatmul = null;
       this.pendingPair = null;
-      this.gemvDual(m1, m2);
+      dispatchDual(this.gemv, m1, m2);
       return;
     }
     if (m2) this.settle();
@@ -1084,7 +968,7 @@ export class WebGpuBackend implements Backend {
     if (m && !m.resid && m.out === bg && o === ag && o !== bg && o !== m.x && n === m.w.outFeatures && n <= out.length) {
       // b = w2(x) is being computed: out = a · silu(b) in the GEMV's epilogue
       this.pendingMatmul = null;
-      this.gemvGrouped(m, o);
+      dispatchGrouped(this.gemv, m, o);
       return;
     }
     this.settle();

@@ -1,0 +1,151 @@
+/**
+ * One-row GPTQ int4 GEMV dispatches for decode (wgsl/gemv_int4.wgsl, entries `grouped` and
+ * `dual`), with the fusions the backend's peepholes hand them: an RMSNorm prologue on the input,
+ * a SwiGLU or residual-add epilogue, and w1 + w2 of the MLP in one dispatch.
+ */
+import { ArgumentError } from '../../errors.js';
+import type { WGptq } from './backend.js';
+import type { KernelSpec } from './kernels.js';
+import { f32, type BindKind, type BindRange, type GBuf, type Kernel, type Recorder } from './recorder.js';
+
+/** A one-row int4 GEMV held back for fusion (see the backend's settle). */
+export interface HeldGemv {
+  out: GBuf;
+  x: GBuf;
+  w: WGptq;
+  /** its input is this RMSNorm's output, computed in the GEMV's prologue */
+  norm?: HeldNorm;
+  /** residual add as the epilogue: resid += out */
+  resid?: GBuf;
+}
+
+/** out = RMSNorm(x) · w of one row of `cols` values. */
+export interface HeldNorm {
+  out: GBuf;
+  x: GBuf;
+  w: GBuf;
+  eps: number;
+  cols: number;
+}
+
+/** What the dispatchers need from the backend. */
+export interface GemvContext {
+  readonly rec: Recorder;
+  readonly limits: GPUSupportedLimits;
+  /** a hot-path kernel memoised by key (the key must determine the spec) */
+  kernel(key: string, spec: () => KernelSpec): Kernel;
+  /** bound where a kernel has no bias */
+  readonly dummy: GBuf;
+  /** the GEMV variant (WebGpuOptions.int4Variant) */
+  readonly variant: string;
+}
+
+/**
+ * Unit slots per workgroup of the dual (w1+w2) GEMV: small workgroups, several units per thread,
+ * so several workgroups share an SM out of phase (measured best on the H100, bench/NOTES.md).
+ */
+const DUAL_MAX_SLOTS = 32;
+
+/**
+ * Unit slots per workgroup of the grouped int4 GEMV: one per work unit (group × rb word rows) up
+ * to the device's workgroup size and memory, a multiple of 8, at least 8; a 'GS<n>' variant token
+ * (or `slotCap`) caps them (smaller workgroups, several units per thread).
+ */
+function unitSlots(ctx: GemvContext, w: WGptq, tpr: number, rb: number, matrices = 1, slotCap = 0, norm = false): number {
+  const units = w.G * Math.ceil(w.rowsPerGroup / rb);
+  const lim = ctx.limits;
+  const maxThreads = Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
+  // workgroup memory: 16 floats per slot and matrix + 256 floats per matrix; with the norm
+  // prologue also one float per thread + 32
+  const perSlot = 64 * matrices + (norm ? 4 * tpr : 0);
+  const fixed = 1024 * matrices + (norm ? 128 : 0);
+  let maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - fixed) / perSlot / 8) * 8);
+  const cap = slotCap || Number(/(?:^|,)GS(\d+)/.exec(ctx.variant)?.[1] ?? 0);
+  if (cap >= 8) maxSlots = Math.min(maxSlots, Math.floor(cap / 8) * 8);
+  const rounds = Math.ceil(units / maxSlots);
+  return Math.max(8, Math.ceil(Math.ceil(units / rounds) / 8) * 8);
+}
+
+/** Whether `w` (out ← w·x, `outLength` floats) can run in one dual dispatch with the held GEMV `a`. */
+export function pairable(variant: string, a: HeldGemv, out: GBuf, x: GBuf, outLength: number, w: WGptq): boolean {
+  const b = a.w;
+  return (
+    variant.split(',').includes('Q1') &&
+    x === a.x &&
+    !w.perm &&
+    out !== a.out &&
+    out !== a.x &&
+    w.rowsPerGroup > 0 &&
+    w.rowsPerGroup === b.rowsPerGroup &&
+    w.inFeatures === b.inFeatures &&
+    w.outFeatures === b.outFeatures &&
+    !w.bias &&
+    !b.bias &&
+    w.chunks.length === 1 &&
+    b.chunks.length === 1 &&
+    outLength >= w.outFeatures
+  );
+}
+
+/** y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (entry `dual`). */
+export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
+  const norm = a.norm;
+  const GS = unitSlots(ctx, a.w, 4, 4, 2, DUAL_MAX_SLOTS, !!norm);
+  const kern = ctx.kernel(`gemv4dual|${GS}|${norm ? 1 : 0}`, () => ({
+    file: 'gemv_int4',
+    entry: 'dual',
+    defines: norm ? ['GROUPED', 'Q1', 'DUAL', 'NORM'] : ['GROUPED', 'Q1', 'DUAL'],
+    values: { GS },
+    bindings: (norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }) as Record<number, BindKind>,
+  }));
+  const K = a.w.inFeatures;
+  const N = a.w.outFeatures;
+  const c1 = a.w.chunks[0];
+  const c2 = b.w.chunks[0];
+  const bufs: Record<number, BindRange> = { 1: { buf: a.out }, 2: { buf: c1.qw }, 3: { buf: c1.sz }, 8: { buf: c2.qw }, 9: { buf: c2.sz }, 10: { buf: b.out } };
+  if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
+  else bufs[5] = { buf: a.x };
+  ctx.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}`);
+}
+
+/** One-row int4 GEMV over uniform groups (entry `grouped`); with `sw`, also sw[c] = sw[c] · silu(out[c]). */
+export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefined): void {
+  const { out, x, w, norm, resid } = m;
+  // PF (prefetch) needs Q1 with whole 2-row units
+  const pf = ctx.variant.includes('PF') && w.rowsPerGroup % 2 === 0;
+  const v = pf ? ctx.variant : ctx.variant.replace(/(^|,)PF(?=,|$)/, '');
+  const defs = v.split(',');
+  if (pf && !(defs.includes('Q1') && defs.includes('RB2'))) throw new ArgumentError(`int4Variant: PF needs Q1 and RB2, got ${ctx.variant}`);
+  const GS = unitSlots(ctx, w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4, 1, 0, !!norm);
+  const kern = ctx.kernel(`gemv4|${GS}|${sw ? 1 : 0}|${norm ? 1 : 0}|${resid ? 1 : 0}|${v}`, () => {
+    const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
+    const defines = ['GROUPED', ...defs.filter((d) => d && !d.startsWith('GS'))];
+    if (sw) {
+      defines.push('SWIGLU');
+      bindings[7] = 'w';
+    }
+    if (norm) {
+      defines.push('NORM');
+      Object.assign(bindings, { 11: 'r', 12: 'r', 13: 'w' });
+    } else {
+      bindings[5] = 'r';
+    }
+    if (resid) {
+      defines.push('RESID');
+      bindings[14] = 'w';
+    }
+    return { file: 'gemv_int4', entry: 'grouped', defines, values: { GS }, bindings };
+  });
+  const K = w.inFeatures;
+  const N = w.outFeatures;
+  const bias = w.bias ?? ctx.dummy;
+  const label = `${norm ? 'rmsnorm+' : ''}gemv_int4${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}`;
+  for (const c of w.chunks) {
+    const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 6: { buf: bias } };
+    if (sw) bufs[7] = { buf: sw };
+    if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
+    else bufs[5] = { buf: x };
+    if (resid) bufs[14] = { buf: resid };
+    ctx.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c.tiles], [], label);
+  }
+}
