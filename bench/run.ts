@@ -29,6 +29,7 @@ const { values } = parseArgs({
     threads: { type: 'string' },
     out: { type: 'string', default: 'bench/out/run.jsonl' },
     'step-breakdown': { type: 'boolean', default: false },
+    'int4-variant': { type: 'string' },
   },
 });
 
@@ -137,6 +138,8 @@ for (const source of values.models!.split(',')) {
   const t0 = performance.now();
   const model = await loadModel(source, { backend, threads, kvCache: { quant: kvQuant } });
   const loadS = (performance.now() - t0) / 1000;
+  // benchmarks: another one-row int4 GEMV variant (WebGpuOptions.int4Variant)
+  if (values['int4-variant'] !== undefined && backend === 'webgpu') (model.backend as WebGpuBackend).int4Variant = values['int4-variant'];
   // prefill: a fresh prompt of promptLen tokens
   model.reset();
   const tp = performance.now();
