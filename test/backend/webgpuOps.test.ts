@@ -465,6 +465,31 @@ describe('webgpu: matmul', () => {
     expect(relErr(await run(gpu), want)).toBeLessThan(1e-5);
     // per repetition: GEMV+residual, then norm+dual: 2 dispatches (4 for the two repetitions)
     expect(gpu.rec.dispatches - d0).toBe(4);
+    // a layer's start (RMSNorm then GEMV, no add pending): every GEMV variant, fused or not
+    const start = async (b: Backend) => {
+      const wp = await b.uploadLinear(gptqSource(cp), at);
+      const v = await b.uploadVector(ln, at);
+      const x = put(b, x0);
+      const xb = b.alloc(K, at);
+      const out = b.alloc(K, at);
+      b.rmsNorm(xb, x, v, 1, 1e-6);
+      b.matmul(out, xb, wp, 1);
+      const res = new Float32Array(2 * K);
+      res.set(await b.read(out, 0, K));
+      res.set(await b.read(xb, 0, K), K);
+      return res;
+    };
+    const want2 = await start(ref);
+    const initial = gpu.int4Variant;
+    try {
+      for (const v of [initial, 'Q1', 'Q1,RB2', '', 'rowtable']) {
+        gpu.int4Variant = v;
+        expect(relErr(await run(gpu), want), `variant '${v}'`).toBeLessThan(1e-5);
+        expect(relErr(await start(gpu), want2), `variant '${v}', layer start`).toBeLessThan(1e-5);
+      }
+    } finally {
+      gpu.int4Variant = initial;
+    }
   });
 
   it('rejects g_idx whose groups are not multiples of 8 rows', async () => {

@@ -741,6 +741,7 @@ export class WebGpuBackend implements Backend {
       w instanceof WGptq &&
       !w.perm &&
       w.rowsPerGroup > 0 &&
+      this.int4Variant !== 'rowtable' &&
       pn.out === (x as WBuf).g &&
       pn.cols === w.inFeatures &&
       (out as WBuf).g !== pn.x &&
