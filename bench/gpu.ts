@@ -303,9 +303,19 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
     b.rec.submitEvery = 0;
     const d0 = b.rec.dispatches;
     const t0 = performance.now();
-    for (let i = 0; i < recordOnly; i++) layers(0);
+    const perStep: number[] = [];
+    for (let i = 0; i < recordOnly; i++) {
+      const s0 = performance.now();
+      layers(0);
+      perStep.push((performance.now() - s0) * 1000);
+    }
     const us = (performance.now() - t0) * 1000;
-    console.log(JSON.stringify({ bench: 'record only', steps: recordOnly, us_per_step: us / recordOnly, us_per_dispatch: us / (b.rec.dispatches - d0) }));
+    // JIT warm-up shows as slower first steps: mean µs per step in tenths of the run
+    const tenths = Array.from({ length: 10 }, (_, k) => {
+      const part = perStep.slice(Math.floor((k * recordOnly) / 10), Math.floor(((k + 1) * recordOnly) / 10));
+      return Math.round(part.reduce((a, c) => a + c, 0) / Math.max(1, part.length));
+    });
+    console.log(JSON.stringify({ bench: 'record only', steps: recordOnly, us_per_step: us / recordOnly, us_per_dispatch: us / (b.rec.dispatches - d0), us_per_step_by_tenth: tenths }));
     process.exit(0);
   }
   for (const ctx of ctxs) {
