@@ -25,7 +25,7 @@ import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
 import { Recorder, f32, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
 import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
-import { dispatchDual, dispatchGrouped, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
+import { dispatchDual, dispatchGrouped, Int4Variant, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
 
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 /** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
@@ -199,8 +199,14 @@ export class WebGpuBackend implements Backend {
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
   private hot = new Map<string, Kernel>();
   private readonly hostEmbeddingBytes: number;
-  /** see WebGpuOptions.int4Variant (mutable for benchmarks) */
-  int4Variant: string;
+  /** see WebGpuOptions.int4Variant (parsed once; settable for benchmarks) */
+  private variant: Int4Variant;
+  get int4Variant(): string {
+    return this.variant.text;
+  }
+  set int4Variant(v: string) {
+    this.variant = new Int4Variant(v);
+  }
 
   constructor(
     readonly device: GPUDevice,
@@ -221,7 +227,7 @@ export class WebGpuBackend implements Backend {
         return self.dummy;
       },
       get variant() {
-        return self.int4Variant;
+        return self.variant;
       },
     };
     const lim = device.limits;
@@ -232,7 +238,7 @@ export class WebGpuBackend implements Backend {
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 64 * 1024 * 1024;
     // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup, the
     // next unit's weights prefetched: measured fastest on the H100 (bench/NOTES.md, WebGPU)
-    this.int4Variant = opts.int4Variant ?? 'Q1,RB2,GS64,PF';
+    this.variant = new Int4Variant(opts.int4Variant ?? 'Q1,RB2,GS64,PF');
   }
 
   // ------------------------------------------------------------------ memory bookkeeping
@@ -727,7 +733,7 @@ export class WebGpuBackend implements Backend {
 
   matmul(out: Buf, x: Buf, w: Linear, rows: number): void {
     const held = this.pendingMatmul;
-    if (held && !held.resid && !this.pendingPair && !this.pendingNorm && rows === 1 && w instanceof WGptq && pairable(this.int4Variant, held, (out as WBuf).g, (x as WBuf).g, out.length, w)) {
+    if (held && !held.resid && !this.pendingPair && !this.pendingNorm && rows === 1 && w instanceof WGptq && pairable(this.variant, held, (out as WBuf).g, (x as WBuf).g, out.length, w)) {
       // w2 after w1 on the same x: held too, a following swiglu makes one dual dispatch of both
       this.pendingPair = { out: (out as WBuf).g, x: held.x, w };
       return;
@@ -741,7 +747,7 @@ export class WebGpuBackend implements Backend {
       w instanceof WGptq &&
       !w.perm &&
       w.rowsPerGroup > 0 &&
-      this.int4Variant !== 'rowtable' &&
+      !this.variant.rowTable &&
       pn.out === (x as WBuf).g &&
       pn.cols === w.inFeatures &&
       (out as WBuf).g !== pn.x &&
@@ -771,7 +777,7 @@ export class WebGpuBackend implements Backend {
         this.ew('gather_cols', ['GATHER'], rows * K, [0, 0, 0, K], { 1: { buf: xp }, 2: { buf: xi }, 3: { buf: w.perm } });
         xi = xp;
       }
-      if (rows === 1 && w.rowsPerGroup > 0 && this.int4Variant !== 'rowtable') {
+      if (rows === 1 && w.rowsPerGroup > 0 && !this.variant.rowTable) {
         // held back: a following swiglu(·, ·, out) becomes its epilogue
         this.pendingMatmul = { out: o.g, x: xi, w, norm };
         return;

@@ -28,6 +28,36 @@ export interface HeldNorm {
   cols: number;
 }
 
+/**
+ * A one-row int4 GEMV variant (WebGpuOptions.int4Variant), parsed once: it is consulted on every
+ * decode dispatch. Tokens: 'Q1', 'RB2', 'GS<n>', 'PF', 'NOMATH' (kernel options) or 'rowtable'.
+ */
+export class Int4Variant {
+  /** the per-row-table kernel instead of the grouped one */
+  readonly rowTable: boolean;
+  /** 4 columns per thread (the dual w1+w2 kernel needs it) */
+  readonly q1: boolean;
+  /** 2 word rows per unit */
+  readonly rb2: boolean;
+  /** prefetch the next unit's weights (needs Q1 and RB2; used where groups have even rows) */
+  readonly pf: boolean;
+  /** at most this many unit slots per workgroup; 0 = as many as fit */
+  readonly slotCap: number;
+  /** the kernel defines it contributes, PF excluded (added per matrix) */
+  readonly defines: readonly string[];
+
+  constructor(readonly text: string) {
+    const tokens = text.split(',').filter(Boolean);
+    this.rowTable = text === 'rowtable';
+    this.q1 = tokens.includes('Q1');
+    this.rb2 = tokens.includes('RB2');
+    this.pf = tokens.includes('PF');
+    this.slotCap = Number(/(?:^|,)GS(\d+)/.exec(text)?.[1] ?? 0);
+    this.defines = tokens.filter((d) => !d.startsWith('GS') && d !== 'PF');
+    if (this.pf && !(this.q1 && this.rb2)) throw new ArgumentError(`int4Variant: PF needs Q1 and RB2, got ${text}`);
+  }
+}
+
 /** What the dispatchers need from the backend. */
 export interface GemvContext {
   readonly rec: Recorder;
@@ -37,7 +67,7 @@ export interface GemvContext {
   /** bound where a kernel has no bias */
   readonly dummy: GBuf;
   /** the GEMV variant (WebGpuOptions.int4Variant) */
-  readonly variant: string;
+  readonly variant: Int4Variant;
 }
 
 /**
@@ -60,17 +90,17 @@ function unitSlots(ctx: GemvContext, w: WGptq, tpr: number, rb: number, matrices
   const perSlot = 64 * matrices + (norm ? 4 * tpr : 0);
   const fixed = 1024 * matrices + (norm ? 128 : 0);
   let maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - fixed) / perSlot / 8) * 8);
-  const cap = slotCap || Number(/(?:^|,)GS(\d+)/.exec(ctx.variant)?.[1] ?? 0);
+  const cap = slotCap || ctx.variant.slotCap;
   if (cap >= 8) maxSlots = Math.min(maxSlots, Math.floor(cap / 8) * 8);
   const rounds = Math.ceil(units / maxSlots);
   return Math.max(8, Math.ceil(Math.ceil(units / rounds) / 8) * 8);
 }
 
 /** Whether `w` (out ← w·x, `outLength` floats) can run in one dual dispatch with the held GEMV `a`. */
-export function pairable(variant: string, a: HeldGemv, out: GBuf, x: GBuf, outLength: number, w: WGptq): boolean {
+export function pairable(variant: Int4Variant, a: HeldGemv, out: GBuf, x: GBuf, outLength: number, w: WGptq): boolean {
   const b = a.w;
   return (
-    variant.split(',').includes('Q1') &&
+    variant.q1 &&
     x === a.x &&
     !w.perm &&
     out !== a.out &&
@@ -111,15 +141,14 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
 /** One-row int4 GEMV over uniform groups (entry `grouped`); with `sw`, also sw[c] = sw[c] · silu(out[c]). */
 export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefined): void {
   const { out, x, w, norm, resid } = m;
-  // PF (prefetch) needs Q1 with whole 2-row units
-  const pf = ctx.variant.includes('PF') && w.rowsPerGroup % 2 === 0;
-  const v = pf ? ctx.variant : ctx.variant.replace(/(^|,)PF(?=,|$)/, '');
-  const defs = v.split(',');
-  if (pf && !(defs.includes('Q1') && defs.includes('RB2'))) throw new ArgumentError(`int4Variant: PF needs Q1 and RB2, got ${ctx.variant}`);
-  const GS = unitSlots(ctx, w, defs.includes('Q1') ? 4 : 2, defs.includes('RB2') ? 2 : 4, 1, 0, !!norm);
-  const kern = ctx.kernel(`gemv4|${GS}|${sw ? 1 : 0}|${norm ? 1 : 0}|${resid ? 1 : 0}|${v}`, () => {
+  const vr = ctx.variant;
+  // PF (prefetch) needs whole 2-row units
+  const pf = vr.pf && w.rowsPerGroup % 2 === 0;
+  const GS = unitSlots(ctx, w, vr.q1 ? 4 : 2, vr.rb2 ? 2 : 4, 1, 0, !!norm);
+  const kern = ctx.kernel(`gemv4|${GS}|${sw ? 1 : 0}|${norm ? 1 : 0}|${resid ? 1 : 0}|${pf ? 1 : 0}|${vr.text}`, () => {
     const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
-    const defines = ['GROUPED', ...defs.filter((d) => d && !d.startsWith('GS'))];
+    const defines = ['GROUPED', ...vr.defines];
+    if (pf) defines.push('PF');
     if (sw) {
       defines.push('SWIGLU');
       bindings[7] = 'w';
