@@ -242,21 +242,12 @@ export class QwenModel {
       step++;
       const stop = o.stopTokenIds.includes(id);
       const more = !stop && step < o.maxNewTokens;
-      const enqueueNext = async () => {
-        try {
-          this.executor.decodeOne(this.cache, id);
-        } catch (e) {
-          this.cache.truncate(0);
-          if (!(await this.failover(e))) throw e;
-          fresh = true;
-        }
-      };
       // A backend that runs ops asynchronously gets the next step before the token goes out, so
       // the device works on it while the caller handles this one. (If the caller stops early, the
       // cache holds this token's K/V too: its token list says so, and prefix reuse stays exact.)
       // A synchronous backend would only delay the token by a step.
       const ahead = more && this.backend.asyncExecution && !o.signal?.aborted;
-      if (ahead) await enqueueNext();
+      if (ahead && !(await this.enqueueDecode(id))) fresh = true;
       // Let the event loop run between tokens: on a synchronous backend every step settles at
       // once, and without this a whole answer would run in one task (no streaming, no Ctrl-C, no
       // disconnects). An asynchronous backend's readback already waits in the event loop, and an
@@ -268,7 +259,22 @@ export class QwenModel {
         this.cache.truncate(0);
         throw new AbortError();
       }
-      if (!ahead) await enqueueNext();
+      if (!ahead && !(await this.enqueueDecode(id))) fresh = true;
+    }
+  }
+
+  /**
+   * Enqueues the decode step that feeds `id`. false: it failed and the engine failed over to
+   * another backend, so the caller must re-prefill the token history there.
+   */
+  private async enqueueDecode(id: number): Promise<boolean> {
+    try {
+      this.executor.decodeOne(this.cache, id);
+      return true;
+    } catch (e) {
+      this.cache.truncate(0);
+      if (!(await this.failover(e))) throw e;
+      return false;
     }
   }
 
