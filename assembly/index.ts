@@ -461,7 +461,6 @@ export function gptqMatmulS16(lo: i32, hi: i32, tid: i32, rows: i32, inF: i32, o
   const bpg = gsize >> 5;
   const tileBytes = <usize>inF << 1;
   const gBytes = <usize>groups << 4;
-  const m = i16x8.splat(15);
   const inv32768 = f32x4.splat(<f32>1.0 / <f32>32768.0);
   for (let t = lo; t < hi; t++) {
     const wt = W + <usize>t * tileBytes;
