@@ -11,8 +11,7 @@
  * trie's one-off build is reported on its own. Prints JSON lines and a table.
  */
 import { parseArgs } from 'node:util';
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { appendJsonl } from './jsonl.js';
 import { loadModel } from '../bindings/node/index.js';
 import { makeContext } from '../src/chat/makeContext.js';
 import { TokenConstraint, tokenTrie } from '../src/generate/constrained/index.js';
@@ -31,10 +30,7 @@ const tokens = Number(values.tokens);
 const rows: Record<string, unknown>[] = [];
 function emit(row: Record<string, unknown>): void {
   rows.push(row);
-  const line = JSON.stringify(row);
-  console.log(line);
-  mkdirSync(dirname(values.out!), { recursive: true });
-  appendFileSync(values.out!, line + '\n');
+  appendJsonl(values.out!, row);
 }
 
 // time spent in mask(), accumulated across constraints

@@ -8,8 +8,7 @@
  * Prints one JSON line per measurement and a table at the end.
  */
 import { parseArgs } from 'node:util';
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { appendJsonl } from './jsonl.js';
 import { createCpuBackend, type GptqActivations } from '../src/backend/cpu/index.js';
 import type { Backend, Linear, LinearSource } from '../src/backend/backend.js';
 import type { DType, TensorSource } from '../src/io/source.js';
@@ -34,10 +33,7 @@ const shapeSets = new Set(values.shapes!.split(','));
 const rows: Record<string, unknown>[] = [];
 function emit(row: Record<string, unknown>): void {
   rows.push(row);
-  const line = JSON.stringify(row);
-  console.log(line);
-  mkdirSync(dirname(values.out!), { recursive: true });
-  appendFileSync(values.out!, line + '\n');
+  appendJsonl(values.out!, row);
 }
 
 /** A tensor of pseudo-random bytes (xorshift), generated on the fly in ranges. */

@@ -9,8 +9,7 @@
  * Prints one JSON line per row and a table at the end.
  */
 import { parseArgs } from 'node:util';
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { appendJsonl } from './jsonl.js';
 import { cpus } from 'node:os';
 import { loadModel } from '../bindings/node/index.js';
 import type { QwenModel } from '../src/model/model.js';
@@ -123,11 +122,8 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
 }
 
 const rows: Record<string, unknown>[] = [];
-mkdirSync(dirname(values.out!), { recursive: true });
 function emit(row: Record<string, unknown>) {
-  const line = JSON.stringify({ ...row, date: new Date().toISOString() });
-  console.log(line);
-  appendFileSync(values.out!, line + '\n');
+  appendJsonl(values.out!, { ...row, date: new Date().toISOString() });
   rows.push(row);
 }
 

@@ -12,9 +12,9 @@
  * (qweight + scales + qzeros) per call; ours/C is reported per pair (floor: ≥ 1.0).
  */
 import { parseArgs } from 'node:util';
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { appendJsonl } from '../jsonl.js';
 import { createCpuBackend, type GptqActivations } from '../../src/backend/cpu/index.js';
 import type { Backend, Linear, LinearSource } from '../../src/backend/backend.js';
 import type { DType, TensorSource } from '../../src/io/source.js';
@@ -35,10 +35,7 @@ const reps = Number(values.reps);
 const date = new Date().toISOString();
 
 function emit(row: Record<string, unknown>): void {
-  const line = JSON.stringify({ ...row, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date });
-  console.log(line);
-  mkdirSync(dirname(values.out!), { recursive: true });
-  appendFileSync(values.out!, line + '\n');
+  appendJsonl(values.out!, { ...row, cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, date });
 }
 
 /** Checkpoint bytes of one GPTQ layer, identical for both sides. */
