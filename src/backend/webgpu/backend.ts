@@ -274,7 +274,7 @@ export class WebGpuBackend implements Backend {
     const nrm = this.pendingNorm;
     if (nrm) {
       this.pendingNorm = null;
-      this.rmsNormNow(nrm.out, nrm.x, nrm.w, 1, nrm.eps, nrm.cols, false, undefined);
+      this.rmsNormNow(nrm.out, nrm.x, nrm.w, 1, nrm.eps, nrm.cols);
     }
     const a = this.pendingAdd;
     if (a) {
@@ -709,11 +709,12 @@ export class WebGpuBackend implements Backend {
       this.pendingNorm = { out: o.g, x: xi.g, w: (w as WVec).g, eps, cols };
       return;
     }
-    this.rmsNormNow(o.g, xi.g, (w as WVec).g, rows, eps, cols, fuse, a?.y);
+    this.rmsNormNow(o.g, xi.g, (w as WVec).g, rows, eps, cols, fuse ? a.y : undefined);
   }
 
   /** Dispatches RMSNorm of `rows` rows; with `y`, fused after the residual add x += y. */
-  private rmsNormNow(og: GBuf, xg: GBuf, wg: GBuf, rows: number, eps: number, cols: number, fuse: boolean, y: GBuf | undefined): void {
+  private rmsNormNow(og: GBuf, xg: GBuf, wg: GBuf, rows: number, eps: number, cols: number, y?: GBuf): void {
+    const fuse = y !== undefined;
     const inplace = og === xg;
     const defines = fuse ? ['ADD'] : inplace ? ['INPLACE'] : [];
     if (cols % 4 === 0) defines.push('VEC');
@@ -727,7 +728,7 @@ export class WebGpuBackend implements Backend {
       bindings: (fuse ? { 1: 'w', 2: 'r', 3: 'w', 4: 'r' } : inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' }) as Record<number, BindKind>,
     }));
     const bufs: Record<number, BindRange> = { 1: { buf: og }, 2: { buf: wg }, 3: { buf: xg } };
-    if (fuse && y) bufs[4] = { buf: y };
+    if (y) bufs[4] = { buf: y };
     this.rec.dispatch(kern, [cols, f32(eps), 0, 0], bufs, [rows], [], fuse ? 'add+rmsnorm' : kern.label);
   }
 
