@@ -28,10 +28,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   V[d] = srcV[r * p.vStride + p.vOff + c];
 }
 //#else
-var<workgroup> lo: array<f32, 64>;
+//#include kv_int8
 fn ld(isV: bool, i: u32) -> f32 { if (isV) { return srcV[i]; } return srcK[i]; }
 fn ld4(isV: bool, i: u32) -> vec4f { return vec4f(ld(isV, i), ld(isV, i + 1u), ld(isV, i + 2u), ld(isV, i + 3u)); }
-var<workgroup> hi: array<f32, 64>;
 
 // one workgroup per (row, head, k|v); 64 threads, 4 dims each
 @compute @workgroup_size(64)
@@ -42,39 +41,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   var base = r * p.kStride + p.kOff + h * p.headDim;
   if (isV) { base = r * p.vStride + p.vOff + h * p.headDim; }
   let words = p.headDim / 4u;
-  var v = vec4f(0.0);
-  var mn = 3.4e38;
-  var mx = -3.4e38;
+  var mm = vec2f(3.4e38, -3.4e38);
   if (l < words) {
-    v = ld4(isV, base + 4u * l);
-    mn = min(min(v.x, v.y), min(v.z, v.w));
-    mx = max(max(v.x, v.y), max(v.z, v.w));
+    let v = ld4(isV, base + 4u * l);
+    mm = vec2f(min(min(v.x, v.y), min(v.z, v.w)), max(max(v.x, v.y), max(v.z, v.w)));
   }
-  for (var j = l + 64u; j < words; j += 64u) {
-    let u = ld4(isV, base + 4u * j);
-    mn = min(mn, min(min(u.x, u.y), min(u.z, u.w)));
-    mx = max(mx, max(max(u.x, u.y), max(u.z, u.w)));
-  }
-  lo[l] = mn;
-  hi[l] = mx;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (l < s) { lo[l] = min(lo[l], lo[l + s]); hi[l] = max(hi[l], hi[l + s]); }
-    workgroupBarrier();
-  }
-  let a = lo[0];
-  var scale = (hi[0] - a) / 255.0;
-  if (scale == 0.0) { scale = 1.0; }
+  for (var j = l + 64u; j < words; j += 64u) { mm = minmax4(mm, ld4(isV, base + 4u * j)); }
+  let ls = kvRange(l, mm);
   let slot = p.slot + r;
   for (var j = l; j < words; j += 64u) {
-    let u = ld4(isV, base + 4u * j);
-    let q = vec4u(clamp(floor((u - a) / scale + 0.5), vec4f(0.0), vec4f(255.0)));
-    let packed = q.x | (q.y << 8u) | (q.z << 16u) | (q.w << 24u);
     let d = slot * (p.width / 4u) + h * words + j;
+    let packed = kvPack(ld4(isV, base + 4u * j), ls);
     if (isV) { V[d] = packed; } else { K[d] = packed; }
   }
   if (l == 0u) {
-    if (isV) { VM[slot * p.heads + h] = vec2f(a, scale); } else { KM[slot * p.heads + h] = vec2f(a, scale); }
+    if (isV) { VM[slot * p.heads + h] = ls; } else { KM[slot * p.heads + h] = ls; }
   }
 }
 //#endif

@@ -15,8 +15,7 @@ struct P { rows: u32, width: u32, slot: u32, stride: u32, kOff: u32, vOff: u32, 
 @group(0) @binding(4) var<storage, read_write> V: array<u32>;
 @group(0) @binding(5) var<storage, read_write> KM: array<vec2f>;
 @group(0) @binding(6) var<storage, read_write> VM: array<vec2f>;
-var<workgroup> lo: array<f32, 64>;
-var<workgroup> hi: array<f32, 64>;
+//#include kv_int8
 //#endif
 const MAXHD: u32 = 512u;
 var<workgroup> hv: array<f32, MAXHD>;
@@ -55,32 +54,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   }
 //#else
   let words = p.headDim / 4u;
-  var mn = 3.4e38;
-  var mx = -3.4e38;
+  var mm = vec2f(3.4e38, -3.4e38);
+  for (var j = l; j < words; j += 64u) { mm = minmax4(mm, vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u])); }
+  let ls = kvRange(l, mm);
   for (var j = l; j < words; j += 64u) {
-    let u = vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]);
-    mn = min(mn, min(min(u.x, u.y), min(u.z, u.w)));
-    mx = max(mx, max(max(u.x, u.y), max(u.z, u.w)));
-  }
-  lo[l] = mn;
-  hi[l] = mx;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (l < s) { lo[l] = min(lo[l], lo[l + s]); hi[l] = max(hi[l], hi[l + s]); }
-    workgroupBarrier();
-  }
-  let a = lo[0];
-  var scale = (hi[0] - a) / 255.0;
-  if (scale == 0.0) { scale = 1.0; }
-  for (var j = l; j < words; j += 64u) {
-    let u = vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]);
-    let q = vec4u(clamp(floor((u - a) / scale + 0.5), vec4f(0.0), vec4f(255.0)));
-    let packed = q.x | (q.y << 8u) | (q.z << 16u) | (q.w << 24u);
     let d = slot * (p.width / 4u) + h * words + j;
+    let packed = kvPack(vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]), ls);
     if (which == 0u) { K[d] = packed; } else { V[d] = packed; }
   }
   if (l == 0u) {
-    if (which == 0u) { KM[slot * p.heads + h] = vec2f(a, scale); } else { VM[slot * p.heads + h] = vec2f(a, scale); }
+    if (which == 0u) { KM[slot * p.heads + h] = ls; } else { VM[slot * p.heads + h] = ls; }
   }
 //#endif
 }

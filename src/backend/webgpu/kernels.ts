@@ -1,5 +1,6 @@
 /**
- * Compiled kernels, created on first use and cached by (file, entry, defines, values).
+ * Compiled kernels, created on first use and cached by (file, entry, defines, values). A shader
+ * may pull shared code from another wgsl file with a `//#include name` line.
  * Every kernel binds its parameters at binding 0 (a 256-byte slot of the uniform ring, dynamic
  * offset); other bindings are storage buffers: 'r' read-only, 'w' read-write, 'rd' read-only
  * with a dynamic offset into the ring (inline data such as token ids).
@@ -18,6 +19,17 @@ export interface KernelSpec {
   bindings: Record<number, BindKind>;
 }
 
+/** wgsl/<file>.wgsl with each `//#include name` line replaced by wgsl/<name>.wgsl (one level). */
+function withIncludes(file: string): string {
+  const src = shaders[file];
+  if (src === undefined) throw new BackendError(`webgpu: shader ${file}.wgsl is missing from the bundle (run npm run build:gen)`);
+  return src.replace(/^[ \t]*\/\/#include (\w+)[ \t]*$/gm, (_, name: string) => {
+    const inc = shaders[name];
+    if (inc === undefined) throw new BackendError(`webgpu: ${file}.wgsl includes ${name}.wgsl, which is missing from the bundle`);
+    return inc;
+  });
+}
+
 export class KernelCache {
   private readonly cache = new Map<string, Kernel>();
   private nextId = 1;
@@ -27,9 +39,7 @@ export class KernelCache {
     const key = `${spec.file}:${spec.entry}:${(spec.defines ?? []).join(',')}:${JSON.stringify(spec.values ?? {})}`;
     let k = this.cache.get(key);
     if (k) return k;
-    const src = shaders[spec.file];
-    if (src === undefined) throw new BackendError(`webgpu: shader ${spec.file}.wgsl is missing from the bundle (run npm run build:gen)`);
-    const code = preprocess(src, spec.defines, spec.values);
+    const code = preprocess(withIncludes(spec.file), spec.defines, spec.values);
     const label = `${spec.file}.${spec.entry}${spec.defines?.length ? `[${spec.defines.join(',')}]` : ''}`;
     const module = this.device.createShaderModule({ code, label });
     const entries: GPUBindGroupLayoutEntry[] = [
