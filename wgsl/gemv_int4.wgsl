@@ -7,7 +7,7 @@
 // (stored zero − 1, column c in nibble c%8 of word c/8). The group of word row r is
 // r / rpg when rpg > 0, else rowGroup[r].
 //
-// Two entries:
+// Entries:
 //   grouped (rpg > 0, every checkpoint with uniform groups): a workgroup owns one tile. Work units
 //     are (group g, RB consecutive word rows of g); thread (slot = l / TPR, h = l % TPR) owns 8
 //     columns (vec4 words h and h + 2 of a row; 4 columns, word h, with Q1) of units
@@ -15,7 +15,10 @@
 //     all of a tile's loads are issued at once. A unit loads its RB rows first, accumulates the
 //     raw Σ x·q, then applies its group's scale and zero once: s·(Σ x·q − zero·Σ x). Nibbles
 //     become exact floats with one and/or + one add each (see dq): no per-row index, scale or
-//     zero work. Slots are summed in workgroup memory in a fixed order.
+//     zero work. Slots are summed in workgroup memory in a fixed order. PF (Q1, RB2, whole units)
+//     loads the next unit's weights before this unit's math, PF2 the next two units'; with EL the
+//     first unit(s) of that pipeline are loaded before the NORM prologue, not after it.
+//   dual: w1 and w2 of the MLP with the SwiGLU epilogue (see its comment).
 //   main (row-group table, unequal groups): per word row scale/zero lookup.
 struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u32, tiles: u32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -141,12 +144,20 @@ fn zeros4(zw: u32) -> vec4f {
   return vec4f(f32(zw & 15u), f32((zw >> 4u) & 15u), f32((zw >> 8u) & 15u), f32((zw >> 12u) & 15u)) + 1.0;
 }
 
+// first word row of work unit u (nb units of RB rows per group)
+fn unitRow(u: u32, nb: u32) -> u32 {
+  let g = u / nb;
+  return g * p.rpg + (u - g * nb) * RB;
+}
+
 @compute @workgroup_size(WGN)
 fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
   let t = wg.x + wg.y * nw.x;   // tile inside this chunk
   if (t >= p.tiles) { return; }
 //#if NORM
+//#if !EL
   normPrologue(l, t == 0u);
+//#endif
 //#endif
   let h = l % TPR;
   let slot = l / TPR;
@@ -160,26 +171,53 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#if PF
   // software-pipelined (Q1, RB2, even rpg: every unit whole): the next unit's two weight words are
   // loaded before this unit's math, so each thread keeps a load in flight while it computes
+  // (PF2: the next two units' — pa holds unit u + GS, pb unit u + 2·GS)
   var pa0 = vec4<u32>(0u);
   var pa1 = vec4<u32>(0u);
   if (slot < units) {
-    let g0 = slot / nb;
-    let r0 = g0 * p.rpg + (slot - g0 * nb) * 2u;
+    let r0 = unitRow(slot, nb);
     pa0 = qw[wb + r0 * 4u];
     pa1 = qw[wb + r0 * 4u + 4u];
   }
+//#if PF2
+  var pb0 = vec4<u32>(0u);
+  var pb1 = vec4<u32>(0u);
+  if (slot + GS < units) {
+    let r0 = unitRow(slot + GS, nb);
+    pb0 = qw[wb + r0 * 4u];
+    pb1 = qw[wb + r0 * 4u + 4u];
+  }
+//#endif
+//#endif
+//#if NORM
+//#if EL
+  // EL: the first units' weight loads above are in flight while the prologue reads x
+  normPrologue(l, t == 0u);
+//#endif
+//#endif
+//#if PF
   for (var u = slot; u < units; u += GS) {
     let g = u / nb;
     let r = g * p.rpg + (u - g * nb) * 2u;
     let a0 = pa0;
     let a1 = pa1;
+//#if PF2
+    pa0 = pb0;
+    pa1 = pb1;
+    let un = u + 2u * GS;
+    if (un < units) {
+      let rn = unitRow(un, nb);
+      pb0 = qw[wb + rn * 4u];
+      pb1 = qw[wb + rn * 4u + 4u];
+    }
+//#else
     let un = u + GS;
     if (un < units) {
-      let gn = un / nb;
-      let rn = gn * p.rpg + (un - gn * nb) * 2u;
+      let rn = unitRow(un, nb);
       pa0 = qw[wb + rn * 4u];
       pa1 = qw[wb + rn * 4u + 4u];
     }
+//#endif
     let xa0 = xv(2u * r);
     let xb0 = xv(2u * r + 1u);
     let xa1 = xv(2u * r + 2u);
@@ -305,51 +343,113 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 }
 
 //#if DUAL
-// w1 and w2 of the MLP in one dispatch (Q1 layout, RB = 4, no bias): both read the same x, so a
-// thread loads the unit's rows of both matrices and its x once; the epilogue writes
+// w1 and w2 of the MLP in one dispatch (Q1 layout, no bias): both read the same x, so a thread
+// loads the unit's rows of both matrices and its x once; the epilogue writes
 // y2 = w2(x) and y = w1(x) · silu(w2(x)) — the executor's matmul, matmul, swiglu in one pass.
+// Units of DRB = 4 word rows (DRB2: 2). DPF: the next unit's weights are loaded before this
+// unit's math (whole units only; a ragged unit, rpg % DRB ≠ 0, reads row by row as without DPF).
+// DPRE (set with DPF or EL): the thread's first unit is loaded into pw before the loop; with EL
+// (and NORM) before the prologue, so those loads are in flight while it reads x.
 @group(0) @binding(8) var<storage, read> qw2: array<vec4<u32>>;
 @group(0) @binding(9) var<storage, read> sz2: array<u32>;
 @group(0) @binding(10) var<storage, read_write> y2: array<f32>;
 var<workgroup> redB: array<f32, 16u * GS>;
 var<workgroup> red2B: array<f32, 256>;
 
+// one whole unit's weight words of both matrices (i = word index of its first row), and its math
+//#if DRB2
+const DRB: u32 = 2u;
+struct DW { a0: vec4<u32>, a1: vec4<u32>, b0: vec4<u32>, b1: vec4<u32> }
+fn dload(i: u32) -> DW {
+  return DW(qw[i], qw[i + 4u], qw2[i], qw2[i + 4u]);
+}
+//#else
+const DRB: u32 = 4u;
+struct DW { a0: vec4<u32>, a1: vec4<u32>, a2: vec4<u32>, a3: vec4<u32>, b0: vec4<u32>, b1: vec4<u32>, b2: vec4<u32>, b3: vec4<u32> }
+fn dload(i: u32) -> DW {
+  return DW(qw[i], qw[i + 4u], qw[i + 8u], qw[i + 12u], qw2[i], qw2[i + 4u], qw2[i + 8u], qw2[i + 12u]);
+}
+//#endif
+// Σ x·q of both matrices and Σ x over the unit's rows (r = its first word row)
+struct DR { ra: vec4f, rb: vec4f, X: vec4f }
+fn dmath(w: DW, r: u32) -> DR {
+//#if DRB2
+  let xa0 = xv(2u * r);
+  let xb0 = xv(2u * r + 1u);
+  let xa1 = xv(2u * r + 2u);
+  let xb1 = xv(2u * r + 3u);
+  return DR(dq4(w.a0, xa0, xb0) + dq4(w.a1, xa1, xb1), dq4(w.b0, xa0, xb0) + dq4(w.b1, xa1, xb1), (xa0 + xb0) + (xa1 + xb1));
+//#else
+  let x = xunit(r);
+  return DR(dq16(w.a0, w.a1, w.a2, w.a3, x), dq16(w.b0, w.b1, w.b2, w.b3, x), xsum(x));
+//#endif
+}
+// the first word row of unit u, or 0xffffffff when the unit is ragged (fewer than DRB rows)
+fn dwhole(u: u32, nb: u32) -> u32 {
+  let g = u / nb;
+  let r = g * p.rpg + (u - g * nb) * DRB;
+  if (r + DRB <= min(p.R, (g + 1u) * p.rpg)) { return r; }
+  return 0xffffffffu;
+}
+
 @compute @workgroup_size(WGN)
 fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
   let t = wg.x + wg.y * nw.x;
   if (t >= p.tiles) { return; }
 //#if NORM
+//#if !EL
   normPrologue(l, t == 0u);
+//#endif
 //#endif
   let h = l % TPR;
   let slot = l / TPR;
   let wb = t * p.R * 4u + h;
   let sbase = t * p.G * 10u;
-  let nb = (p.rpg + 3u) / 4u;
+  let nb = (p.rpg + DRB - 1u) / DRB;
   let units = p.G * nb;
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
+//#if DPRE
+  var pw: DW;
+  if (slot < units) {
+    let r0 = dwhole(slot, nb);
+    if (r0 != 0xffffffffu) { pw = dload(wb + r0 * 4u); }
+  }
+//#endif
+//#if NORM
+//#if EL
+  normPrologue(l, t == 0u);
+//#endif
+//#endif
   for (var u = slot; u < units; u += GS) {
     let g = u / nb;
-    var r = g * p.rpg + (u - g * nb) * 4u;
-    let r1 = min(min(p.R, (g + 1u) * p.rpg), r + 4u);
+    var r = g * p.rpg + (u - g * nb) * DRB;
+    let r1 = min(min(p.R, (g + 1u) * p.rpg), r + DRB);
     var ra = vec4f(0.0);
     var rb = vec4f(0.0);
     var X = vec4f(0.0);
-    if (r + 4u == r1) {
-      let i = wb + r * 4u;
-      let a0 = qw[i];
-      let a1 = qw[i + 4u];
-      let a2 = qw[i + 8u];
-      let a3 = qw[i + 12u];
-      let b0 = qw2[i];
-      let b1 = qw2[i + 4u];
-      let b2 = qw2[i + 8u];
-      let b3 = qw2[i + 12u];
-      let x = xunit(r);
-      ra = dq16(a0, a1, a2, a3, x);
-      rb = dq16(b0, b1, b2, b3, x);
-      X = xsum(x);
+//#if DPF
+    let w = pw;
+    let un = u + GS;
+    if (un < units) {
+      let rn = dwhole(un, nb);
+      if (rn != 0xffffffffu) { pw = dload(wb + rn * 4u); }
+    }
+//#endif
+    if (r + DRB == r1) {
+//#if !DPF
+//#if DPRE
+      // EL without DPF: only the first unit was loaded early
+      var w = pw;
+      if (u != slot) { w = dload(wb + r * 4u); }
+//#else
+      let w = dload(wb + r * 4u);
+//#endif
+//#endif
+      let d = dmath(w, r);
+      ra = d.ra;
+      rb = d.rb;
+      X = d.X;
     } else {
       for (; r < r1; r++) {
         let xa0 = xv(2u * r);

@@ -381,9 +381,13 @@ describe('webgpu: matmul', () => {
       const want = await run(ref);
       const initial = gpu.int4Variant;
       try {
-        for (const v of ['Q1', '', 'RB2', 'Q1,RB2', 'Q1,RB2,GS64', 'Q1,GS8', 'Q1,RB2,GS8', 'Q1,RB2,GS8,PF', 'Q1,RB2,GS64,PF']) {
+        // GS8: several units per thread, so the PF / PF2 pipelines rotate (K 1024: 8 units a thread)
+        for (const v of ['Q1', '', 'RB2', 'Q1,RB2', 'Q1,RB2,GS64', 'Q1,GS8', 'Q1,RB2,GS8', 'Q1,RB2,GS8,PF', 'Q1,RB2,GS64,PF', 'Q1,RB2,GS64,PF,EL', 'Q1,RB2,GS8,PF2', 'Q1,RB2,GS16,PF2,EL', 'Q1,RB2,GS64,PF2', 'Q1,RB2,GS8,NOMATH']) {
+          const bad = v.includes('NOMATH');
           gpu.int4Variant = v;
-          expect(relErr(await run(gpu), want), `variant '${v}' K ${K}`).toBeLessThan(1e-5);
+          // the NOMATH diagnostic must differ: the comparison can fail
+          if (bad) expect(relErr(await run(gpu), want), `variant '${v}' K ${K}`).toBeGreaterThan(1e-2);
+          else expect(relErr(await run(gpu), want), `variant '${v}' K ${K}`).toBeLessThan(1e-5);
         }
       } finally {
         gpu.int4Variant = initial;
@@ -422,6 +426,49 @@ describe('webgpu: matmul', () => {
     expect(relErr(await run(gpu, false), want)).toBeLessThan(1e-5);
     expect((gpu as unknown as { rec: { dispatches: number } }).rec.dispatches - d1).toBe(fused);
     expect(fused).toBe(1);
+  });
+
+  it('every dual (w1+w2) GEMV kernel variant equals the three ops', async () => {
+    // rows per group 6 (4-row units: one whole + one ragged; 2-row: all whole), 5 (both ragged),
+    // 16 (all whole, several units per thread with DGS8)
+    for (const [K, N, gs] of [
+      [288, 56, 48],
+      [280, 24, 40],
+      [1024, 40, 128],
+    ]) {
+      const c1 = makeGptq(K, N, gs, 81 + K, {});
+      const c2 = makeGptq(K, N, gs, 82 + K, {});
+      const x = randoms(K, 83, 1);
+      const run = async (b: Backend) => {
+        const w1 = await b.uploadLinear(gptqSource(c1), at);
+        const w2 = await b.uploadLinear(gptqSource(c2), at);
+        const xb = put(b, x);
+        const h1 = b.alloc(N, at);
+        const h2 = b.alloc(N, at);
+        b.matmul(h1, xb, w1, 1);
+        b.matmul(h2, xb, w2, 1);
+        b.swiglu(h1, h1, h2, N);
+        const out = new Float32Array(2 * N);
+        out.set(await b.read(h1, 0, N));
+        out.set(await b.read(h2, 0, N), N);
+        return out;
+      };
+      const want = await run(ref);
+      const initial = gpu.int4Variant;
+      try {
+        for (const v of ['Q1', 'Q1,DGS8', 'Q1,DPF', 'Q1,DPF,DGS8', 'Q1,DRB2', 'Q1,DRB2,DGS8', 'Q1,DRB2,DPF,DGS8', 'Q1,RB2,GS64,PF,EL,DPF', 'Q1,EL,DGS8', 'Q1,DRB2,EL,DGS8', 'Q1,DPF,NOMATH']) {
+          gpu.int4Variant = v;
+          const d0 = gpu.rec.dispatches;
+          const got = await run(gpu);
+          expect(gpu.rec.dispatches - d0, `variant '${v}' K ${K}: one dual dispatch`).toBe(1);
+          // the NOMATH diagnostic must differ: the variant's tokens reach the dual kernel
+          if (v.includes('NOMATH')) expect(relErr(got, want), `variant '${v}' K ${K}`).toBeGreaterThan(1e-2);
+          else expect(relErr(got, want), `variant '${v}' K ${K}`).toBeLessThan(1e-5);
+        }
+      } finally {
+        gpu.int4Variant = initial;
+      }
+    }
   });
 
   it('decode block tail: GEMV + residual add + RMSNorm + w1/w2 + swiglu (norm prologue, residual epilogue) equal the ops', async () => {
@@ -482,7 +529,22 @@ describe('webgpu: matmul', () => {
     const want2 = await start(ref);
     const initial = gpu.int4Variant;
     try {
-      for (const v of [initial, 'Q1', 'Q1,RB2', '', 'rowtable']) {
+      // EL / DPF / PF2 / DRB2 with the norm prologue (grouped + residual, and dual); GS8 / DGS8:
+      // several units per thread; GS64: slots without a unit (K 288 has 18 units of 2 rows)
+      for (const v of [
+        initial,
+        'Q1',
+        'Q1,RB2',
+        '',
+        'rowtable',
+        'Q1,RB2,GS64,PF,EL',
+        'Q1,RB2,GS8,PF,EL,DGS8',
+        'Q1,RB2,GS64,PF,EL,DPF',
+        'Q1,RB2,GS8,PF,EL,DPF,DGS8',
+        'Q1,RB2,GS8,PF2,EL,DPF,DRB2,DGS8',
+        'Q1,RB2,GS64,PF2,DPF,DRB2',
+        'Q1,RB2,GS64,PF2,EL,DRB2',
+      ]) {
         gpu.int4Variant = v;
         expect(relErr(await run(gpu), want), `variant '${v}'`).toBeLessThan(1e-5);
         expect(relErr(await start(gpu), want2), `variant '${v}', layer start`).toBeLessThan(1e-5);

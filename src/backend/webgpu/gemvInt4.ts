@@ -29,8 +29,25 @@ export interface HeldNorm {
 }
 
 /**
+ * Unit slots per workgroup of the dual (w1+w2) GEMV: small workgroups, several units per thread,
+ * so several workgroups share an SM out of phase (measured best on the H100, bench/NOTES.md).
+ */
+const DUAL_MAX_SLOTS = 32;
+
+/** the tokens Int4Variant accepts ('GS<n>' and 'DGS<n>' besides) */
+const TOKENS = new Set(['Q1', 'RB2', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2']);
+
+/**
  * A one-row int4 GEMV variant (WebGpuOptions.int4Variant), parsed once: it is consulted on every
- * decode dispatch. Tokens: 'Q1', 'RB2', 'GS<n>', 'PF', 'NOMATH' (kernel options) or 'rowtable'.
+ * decode dispatch. Either 'rowtable' (the per-row-table kernel) or comma-separated tokens:
+ * - grouped kernel: 'Q1' (4 columns per thread), 'RB2' (2 word rows per unit), 'GS<n>' (at most n
+ *   unit slots per workgroup), 'PF' (prefetch the next unit's weights; needs Q1, RB2), 'PF2'
+ *   (prefetch the next two units'; implies PF);
+ * - dual w1+w2 kernel (runs whenever Q1 is set): 'DRB2' (2 word rows per unit, else 4), 'DPF'
+ *   (prefetch the next unit's weights), 'DGS<n>' (at most n unit slots per workgroup, default 32);
+ * - both: 'EL' (with the RMSNorm prologue, issue the first unit's weight loads before it: grouped
+ *   with PF/PF2, dual always), 'NOMATH' (diagnostic: the same loads without the dequantisation).
+ * Unknown tokens are rejected (a typo would otherwise benchmark the default silently).
  */
 export class Int4Variant {
   /** the per-row-table kernel instead of the grouped one */
@@ -41,20 +58,43 @@ export class Int4Variant {
   readonly rb2: boolean;
   /** prefetch the next unit's weights (needs Q1 and RB2; used where groups have even rows) */
   readonly pf: boolean;
+  /** prefetch two units ahead (PF2; implies pf) */
+  readonly pf2: boolean;
+  /** first unit's weight loads before the norm prologue */
+  readonly el: boolean;
   /** at most this many unit slots per workgroup; 0 = as many as fit */
   readonly slotCap: number;
-  /** the kernel defines it contributes, PF excluded (added per matrix) */
+  /** the same for the dual kernel */
+  readonly dualSlotCap: number;
+  /** word rows per unit of the dual kernel */
+  readonly dualRows: number;
+  /** the grouped kernel's defines common to every matrix (PF, PF2, EL are added per matrix) */
   readonly defines: readonly string[];
+  /** the dual kernel's variant defines (GROUPED, Q1, DUAL, NORM added by the dispatcher) */
+  readonly dualDefines: readonly string[];
 
   constructor(readonly text: string) {
     const tokens = text.split(',').filter(Boolean);
     this.rowTable = text === 'rowtable';
-    this.q1 = tokens.includes('Q1');
-    this.rb2 = tokens.includes('RB2');
-    this.pf = tokens.includes('PF');
+    if (!this.rowTable) {
+      const bad = tokens.filter((d) => !TOKENS.has(d) && !/^D?GS\d+$/.test(d));
+      if (bad.length) throw new ArgumentError(`int4Variant: unknown token(s) ${bad.join(', ')} in '${text}'`);
+    }
+    const has = (d: string) => tokens.includes(d);
+    this.q1 = has('Q1');
+    this.rb2 = has('RB2');
+    this.pf2 = has('PF2');
+    this.pf = has('PF') || this.pf2;
+    this.el = has('EL');
     this.slotCap = Number(/(?:^|,)GS(\d+)/.exec(text)?.[1] ?? 0);
-    this.defines = tokens.filter((d) => !d.startsWith('GS') && d !== 'PF');
-    if (this.pf && !(this.q1 && this.rb2)) throw new ArgumentError(`int4Variant: PF needs Q1 and RB2, got ${text}`);
+    this.dualSlotCap = Number(/(?:^|,)DGS(\d+)/.exec(text)?.[1] ?? DUAL_MAX_SLOTS);
+    this.defines = ['Q1', 'RB2', 'NOMATH'].filter(has);
+    const dual = ['NOMATH', 'DRB2', 'DPF', 'EL'].filter(has);
+    // DPRE: the first unit is loaded before the loop (the prefetch pipeline's start, or EL's load)
+    if (has('DPF') || this.el) dual.push('DPRE');
+    this.dualDefines = dual;
+    this.dualRows = has('DRB2') ? 2 : 4;
+    if (this.pf && !(this.q1 && this.rb2)) throw new ArgumentError(`int4Variant: PF/PF2 need Q1 and RB2, got ${text}`);
   }
 }
 
@@ -69,12 +109,6 @@ export interface GemvContext {
   /** the GEMV variant (WebGpuOptions.int4Variant) */
   readonly variant: Int4Variant;
 }
-
-/**
- * Unit slots per workgroup of the dual (w1+w2) GEMV: small workgroups, several units per thread,
- * so several workgroups share an SM out of phase (measured best on the H100, bench/NOTES.md).
- */
-const DUAL_MAX_SLOTS = 32;
 
 /**
  * Unit slots per workgroup of the grouped int4 GEMV: one per work unit (group × rb word rows) up
@@ -120,11 +154,13 @@ export function pairable(variant: Int4Variant, a: HeldGemv, out: GBuf, x: GBuf, 
 /** y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (entry `dual`). */
 export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
   const norm = a.norm;
-  const GS = unitSlots(ctx, a.w, 4, 4, 2, DUAL_MAX_SLOTS, !!norm);
-  const kern = ctx.kernel(`gemv4dual|${GS}|${norm ? 1 : 0}`, () => ({
+  const vr = ctx.variant;
+  const GS = unitSlots(ctx, a.w, 4, vr.dualRows, 2, vr.dualSlotCap, !!norm);
+  // every define the kernel gets is in the key: the dual defines follow the variant text
+  const kern = ctx.kernel(`gemv4dual|${GS}|${norm ? 1 : 0}|${vr.text}`, () => ({
     file: 'gemv_int4',
     entry: 'dual',
-    defines: norm ? ['GROUPED', 'Q1', 'DUAL', 'NORM'] : ['GROUPED', 'Q1', 'DUAL'],
+    defines: ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...vr.dualDefines],
     values: { GS },
     bindings: (norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }) as Record<number, BindKind>,
   }));
@@ -142,13 +178,16 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
 export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefined): void {
   const { out, x, w, norm, resid } = m;
   const vr = ctx.variant;
-  // PF (prefetch) needs whole 2-row units
+  // PF / PF2 (prefetch) need whole 2-row units
   const pf = vr.pf && w.rowsPerGroup % 2 === 0;
   const GS = unitSlots(ctx, w, vr.q1 ? 4 : 2, vr.rb2 ? 2 : 4, 1, 0, !!norm);
   const kern = ctx.kernel(`gemv4|${GS}|${sw ? 1 : 0}|${norm ? 1 : 0}|${resid ? 1 : 0}|${pf ? 1 : 0}|${vr.text}`, () => {
     const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
     const defines = ['GROUPED', ...vr.defines];
     if (pf) defines.push('PF');
+    if (pf && vr.pf2) defines.push('PF2');
+    // EL moves the PF pipeline's first loads; without PF it has nothing to move
+    if (pf && vr.el) defines.push('EL');
     if (sw) {
       defines.push('SWIGLU');
       bindings[7] = 'w';
