@@ -1,12 +1,16 @@
 /**
  * WebGPU vs CPU parity on synthetic checkpoints (for machines the fixtures do not travel to, e.g.
  * the H100): the same prompts through both backends, last-position logits compared (top-1 and
- * max |Δ| / max |logit|), and a greedy decode compared token by token.
+ * max |Δ| / max |logit|), and a greedy decode compared token by token — on WebGPU twice: with the
+ * embedding table where the backend puts it and with it in host memory (the two ways a greedy
+ * step is chained to the token before it).
  *
  *   node dist/bench/parity.js [--models synthetic:small-int4,synthetic:tiny-bf16] [--steps 32]
  */
 import { parseArgs } from 'node:util';
 import { loadModel } from '../bindings/node/index.js';
+import { nodeGpu } from '../bindings/node/gpu.js';
+import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,12 +45,19 @@ for (const source of values.models!.split(',')) {
   const ga: number[] = [], gb: number[] = [];
   for await (const id of cpu.generate(prompts[1], opts)) ga.push(id);
   for await (const id of gpu.generate(prompts[1], opts)) gb.push(id);
-  let same = 0;
-  while (same < ga.length && ga[same] === gb[same]) same++;
-  if (same !== ga.length) failures++;
-  console.log(JSON.stringify({ check: 'greedy', model: source, steps, identical_prefix: same, ok: same === ga.length }));
-  await cpu.dispose();
   await gpu.dispose();
+  const hostBackend = await createWebGpuBackend((await nodeGpu())!, { hostEmbeddingBytes: 0, allowSoftwareAdapter: true });
+  const host = await loadModel(source, { backend: hostBackend });
+  const gh: number[] = [];
+  for await (const id of host.generate(prompts[1], opts)) gh.push(id);
+  for (const [embedding, got] of [['default', gb], ['host memory', gh]] as const) {
+    let same = 0;
+    while (same < ga.length && ga[same] === got[same]) same++;
+    if (same !== ga.length) failures++;
+    console.log(JSON.stringify({ check: 'greedy', model: source, embedding, steps, identical_prefix: same, ok: same === ga.length }));
+  }
+  await cpu.dispose();
+  await host.dispose();
 }
 console.log(failures === 0 ? 'parity: all checks passed' : `parity: ${failures} checks FAILED`);
 process.exitCode = failures ? 1 : 0;

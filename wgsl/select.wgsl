@@ -62,7 +62,9 @@ fn argmax(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: 
   reduce(l);
   if (l == 0u) {
 //#if FINAL
-    res[0] = ri[0];
+    // no candidate (every value NaN or −∞): index 0, as the CPU backend answers; the id may
+    // feed the next step's embedding on the GPU (argmaxToken), so it must be a valid row
+    res[0] = select(ri[0], 0u, ri[0] == NONE);
     res[1] = bitcast<u32>(rv[0]);
 //#else
     res[2u * wg.x] = bitcast<u32>(rv[0]);

@@ -12,6 +12,7 @@
  * - Weights are uploaded in their checkpoint encoding (GPTQ int4 stays packed, bf16/f16 stay
  *   16-bit); a backend may re-tile them for its kernels but never widens them to f32.
  */
+import { ArgumentError } from '../errors.js';
 import type { TensorSource } from '../io/source.js';
 
 /** An f32 activation buffer in backend memory. */
@@ -123,6 +124,26 @@ export interface TopK {
   values: Float32Array;
 }
 
+/**
+ * A token id chosen on the device (argmaxToken). embedToken() takes it before its value reaches
+ * the host, so the decode step that feeds it can be enqueued at once; readToken() reads it.
+ */
+export interface TokenRef {
+  readonly kind: 'token';
+}
+
+/** The TokenRef of a backend whose ops have run when they return: the id is known at once. */
+export class KnownToken implements TokenRef {
+  readonly kind = 'token';
+  constructor(readonly id: number) {}
+
+  /** The id of `t`, which must come from a synchronous backend. */
+  static idOf(t: TokenRef, op: string): number {
+    if (!(t instanceof KnownToken)) throw new ArgumentError(`${op}: the token ref comes from another backend`);
+    return t.id;
+  }
+}
+
 export interface MemoryUsage {
   weightBytes: number;
   kvBytes: number;
@@ -168,6 +189,8 @@ export interface Backend {
   // ---- ops ----
   /** out[r] = table[ids[r]] as f32. */
   embed(out: Buf, table: Embedding, ids: Int32Array): void;
+  /** out[0] = table[t] as f32, for a token that may not have reached the host yet. */
+  embedToken(out: Buf, table: Embedding, t: TokenRef): void;
   /** out[r] = x[r] · rsqrt(mean(x[r]²) + eps) · w, over w.length columns. */
   rmsNorm(out: Buf, x: Buf, w: Vec, rows: number, eps: number): void;
   /** out[rows, out] = x[rows, in] · Wᵀ + bias. */
@@ -184,6 +207,14 @@ export interface Backend {
   // ---- results (wait for the queue) ----
   /** Index of the largest of x[offset .. offset + n) (first one on ties). */
   argmax(x: Buf, offset: number, n: number): Promise<number>;
+  /**
+   * argmax as an op: the index stays on the device (embedToken can feed it to the next step
+   * before anything waits) until readToken. A ref is valid for embedToken until 64 later
+   * argmaxToken calls.
+   */
+  argmaxToken(x: Buf, offset: number, n: number): TokenRef;
+  /** The id of a TokenRef (waits for the queue up to its argmax). */
+  readToken(t: TokenRef): Promise<number>;
   /** The k largest of x[offset .. offset + n), descending (lower index first on ties). */
   topK(x: Buf, offset: number, n: number, k: number): Promise<TopK>;
   /** Waits until every enqueued op has run. */

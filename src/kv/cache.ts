@@ -25,6 +25,9 @@ export interface KVCacheOptions {
   sink?: number;
 }
 
+/** The id recorded for a slot whose token is still on the device (see resolveLast). */
+export const UNKNOWN_TOKEN = -1;
+
 export class KVCache {
   readonly stores: KVStore[] = [];
   /** Token ids whose keys/values are in slots 0..length-1 (normal mode). */
@@ -99,6 +102,16 @@ export class KVCache {
   append(ids: ArrayLike<number>): void {
     for (let i = 0; i < ids.length; i++) this.tokens.push(ids[i]);
     this.position += ids.length;
+  }
+
+  /**
+   * Records the id of the last slot, fed as a device token before its value was known
+   * (appended as UNKNOWN_TOKEN, which no prefix matches until then).
+   */
+  resolveLast(id: number): void {
+    const i = this.tokens.length - 1;
+    if (i < 0 || this.tokens[i] !== UNKNOWN_TOKEN) throw new ArgumentError('resolveLast: the last slot holds no unresolved token');
+    this.tokens[i] = id;
   }
 
   /** Length of the longest prefix of `ids` already cached (0 once the window has slid). */

@@ -3,11 +3,11 @@
  * Reads top to bottom as the model's math; the backend decides how each op runs.
  *
  *   prefill(ids)          the prompt, in chunks, into the KV cache → last-position logits
- *   decodeOne(id)         one cached step → logits
+ *   decodeOne(id)         one cached step → logits (id may still be on the device: a TokenRef)
  */
-import type { Backend, Buf } from '../backend/backend.js';
+import type { Backend, Buf, TokenRef } from '../backend/backend.js';
 import { ArgumentError } from '../errors.js';
-import { KVCache } from '../kv/cache.js';
+import { KVCache, UNKNOWN_TOKEN } from '../kv/cache.js';
 import type { QwenConfig } from './config.js';
 import { ntkAlpha, ntkBase, rotaryDim } from './rotary.js';
 import type { QwenWeights } from './weights.js';
@@ -113,9 +113,13 @@ export class QwenExecutor {
     return ntkAlpha(promptLength, this.config.seqLength, this.config.useDynamicNtk);
   }
 
-  /** One cached decode step: feeds `id`, reusing the prefill's NTK alpha. */
-  decodeOne(kv: KVCache, id: number): Buf {
-    this.forwardChunk(kv, Int32Array.of(id));
+  /**
+   * One cached decode step: feeds `id`, reusing the prefill's NTK alpha. A TokenRef (the device's
+   * own argmax) lets the step be enqueued before the id reaches the host; the cache records it
+   * as UNKNOWN_TOKEN until the caller resolves it (KVCache.resolveLast).
+   */
+  decodeOne(kv: KVCache, id: number | TokenRef): Buf {
+    this.forwardChunk(kv, typeof id === 'number' ? Int32Array.of(id) : id);
     return this.state.logits;
   }
 
@@ -146,9 +150,9 @@ export class QwenExecutor {
     return this.state.logits;
   }
 
-  private forwardChunk(kv: KVCache, ids: Int32Array): void {
+  private forwardChunk(kv: KVCache, ids: Int32Array | TokenRef): void {
     const { backend: b, weights: w, config: c } = this;
-    const n = ids.length;
+    const n = ids instanceof Int32Array ? ids.length : 1;
     const H = c.hiddenSize;
     const s = this.ensureRows(n);
     kv.reserve(n);
@@ -161,7 +165,8 @@ export class QwenExecutor {
     const rope = { heads: c.numHeads, headDim: c.headDim, rotaryDim: this.rotary, pos0, base };
 
     // token embeddings
-    b.embed(s.x, w.wte, ids);
+    if (ids instanceof Int32Array) b.embed(s.x, w.wte, ids);
+    else b.embedToken(s.x, w.wte, ids);
     for (let l = 0; l < c.numLayers; l++) {
       const layer = w.layers[l];
       // attention rmsnorm
@@ -195,7 +200,7 @@ export class QwenExecutor {
       b.matmul(s.out, s.h1, layer.mlpProj, n);
       b.add(s.x, s.out, n * H);
     }
-    kv.append(ids);
+    kv.append(ids instanceof Int32Array ? ids : [UNKNOWN_TOKEN]);
     // final rmsnorm of the last position, classifier into logits
     b.copy(s.out, 0, s.x, (n - 1) * H, H);
     b.rmsNorm(s.last, s.out, w.lnF, 1, c.layerNormEps);

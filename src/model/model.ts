@@ -205,8 +205,12 @@ export class QwenModel {
     this.lastStats = stats;
     // `fresh`: the cache does not hold seq.ids yet (start, or after a failover) → prefill them.
     let fresh = true;
+    // Greedy decoding on an asynchronous backend keeps the token on the device: the step that
+    // feeds it is enqueued at once and runs while the id is read back ("chained").
+    const deviceTokens = plainArgmax && this.backend.asyncExecution;
     for (let step = 0; step < o.maxNewTokens; ) {
       let id: number;
+      let chained = false;
       try {
         if (o.signal?.aborted) throw new AbortError();
         if (fresh) {
@@ -214,7 +218,15 @@ export class QwenModel {
           if (step === 0) stats.reusedTokens = reused;
           fresh = false;
         }
-        if (plainArgmax) {
+        if (deviceTokens) {
+          // (If the token ends the answer or the caller stops, the cache holds its K/V too: its
+          // token list says so, and prefix reuse stays exact.)
+          const ref = this.backend.argmaxToken(this.executor.logits, 0, V);
+          chained = step + 1 < o.maxNewTokens;
+          if (chained) this.executor.decodeOne(this.cache, ref);
+          id = await this.backend.readToken(ref);
+          if (chained) this.cache.resolveLast(id);
+        } else if (plainArgmax) {
           id = await this.backend.argmax(this.executor.logits, 0, V);
         } else {
           const logits = await this.backend.read(this.executor.logits, 0, V);
@@ -246,7 +258,7 @@ export class QwenModel {
       // the device works on it while the caller handles this one. (If the caller stops early, the
       // cache holds this token's K/V too: its token list says so, and prefix reuse stays exact.)
       // A synchronous backend would only delay the token by a step.
-      const ahead = more && this.backend.asyncExecution && !o.signal?.aborted;
+      const ahead = more && !chained && this.backend.asyncExecution && !o.signal?.aborted;
       if (ahead && !(await this.enqueueDecode(id))) fresh = true;
       // Let the event loop run between tokens: on a synchronous backend every step settles at
       // once, and without this a whole answer would run in one task (no streaming, no Ctrl-C, no
@@ -259,7 +271,7 @@ export class QwenModel {
         this.cache.truncate(0);
         throw new AbortError();
       }
-      if (!ahead && !(await this.enqueueDecode(id))) fresh = true;
+      if (!ahead && !chained && !(await this.enqueueDecode(id))) fresh = true;
     }
   }
 

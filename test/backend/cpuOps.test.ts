@@ -121,6 +121,15 @@ describe('cpu backend: activations', () => {
     const b = put(cpu, x);
     expect(await cpu.argmax(b, 0, 8)).toBe(1);
     expect(await cpu.argmax(b, 2, 6)).toBe(1);
+    // as a device token: known at once, embedToken gathers its row
+    const tok = cpu.argmaxToken(b, 2, 6);
+    expect(await cpu.readToken(tok)).toBe(1);
+    const { src, stored } = floatTensor('wte', 'F16', [8, 3], randoms(24, 6, 4));
+    const e = await cpu.uploadEmbedding(src, at);
+    const o = cpu.alloc(3, at);
+    cpu.embedToken(o, e, tok);
+    expect(await cpu.read(o, 0, 3)).toEqual(stored.subarray(3, 6));
+    expect(() => cpu.embedToken(o, e, { kind: 'token' })).toThrow(/another backend/);
     const t = await cpu.topK(b, 0, 8, 5);
     expect(Array.from(t.ids)).toEqual([1, 3, 6, 5, 2]);
     expect(Array.from(t.values)).toEqual([5, 5, 5, 4, 3]);

@@ -183,6 +183,52 @@ describe('webgpu: activations and element-wise ops', () => {
     expect(() => gpu.embed(gpu.alloc(16, at), { rows: 3, dim: 4 } as never, Int32Array.of(5))).toThrow();
   });
 
+  it('device tokens: argmaxToken feeds embedToken before anything is read, chained steps, table on the GPU or in host memory', async () => {
+    const rows = 300;
+    const dim = 24;
+    const { src, stored } = floatTensor('wte', 'F16', [rows, dim], randoms(rows * dim, 8, 2));
+    const rowOf = (id: number) => stored.subarray(id * dim, (id + 1) * dim);
+    for (const b of [gpu, split, hostEmb]) {
+      const e = await b.uploadEmbedding(src, at);
+      // 3 chained "steps", nothing read until the end: argmax → embed → the next logits are the
+      // embedded row tiled over the vocabulary (copies on the device)
+      let wantLogits = Float32Array.from({ length: rows }, (_, i) => (i === 123 ? 9 : Math.sin(i)));
+      const logits = put(b, wantLogits);
+      const x = b.alloc(dim, at);
+      const want: number[] = [];
+      const refs = [];
+      for (let step = 0; step < 3; step++) {
+        const t = b.argmaxToken(logits, 0, rows);
+        refs.push(t);
+        let best = 0;
+        for (let i = 1; i < rows; i++) if (wantLogits[i] > wantLogits[best]) best = i;
+        want.push(best);
+        b.embedToken(x, e, t);
+        for (let c = 0; c < rows; c += dim) b.copy(logits, c, x, 0, Math.min(dim, rows - c));
+        const row = rowOf(best);
+        wantLogits = Float32Array.from({ length: rows }, (_, i) => row[i % dim]);
+      }
+      expect(await Promise.all(refs.map((t) => b.readToken(t))), b === hostEmb ? 'host table' : 'device table').toEqual(want);
+      expect(await b.read(x, 0, dim)).toEqual(rowOf(want[2]));
+    }
+    // no candidate (NaN is never selected) gives index 0, a usable row; −∞ is a candidate
+    const bad = new Float32Array(50).fill(NaN);
+    for (const b of [gpu, hostEmb]) {
+      expect(await b.readToken(b.argmaxToken(put(b, bad), 0, 50))).toBe(0);
+      bad[7] = -Infinity;
+      expect(await b.readToken(b.argmaxToken(put(b, bad), 0, 50))).toBe(7);
+      bad[7] = NaN;
+    }
+    // a ref from another backend, and a stale ref (its slot reused) are refused
+    const e = await gpu.uploadEmbedding(src, at);
+    const l = put(gpu, Float32Array.from({ length: rows }, (_, i) => i));
+    const old = gpu.argmaxToken(l, 0, rows);
+    expect(() => hostEmb.embedToken(hostEmb.alloc(dim, at), e, old)).toThrow(/another backend/);
+    for (let i = 0; i < 64; i++) gpu.argmaxToken(l, 0, rows);
+    expect(() => gpu.embedToken(gpu.alloc(dim, at), e, old)).toThrow(/stale/);
+    expect(await gpu.readToken(old)).toBe(rows - 1);
+  });
+
   it('argmax and topK: ties prefer the lower index, -inf and large n', async () => {
     const x = randoms(100003, 7, 10);
     x[500] = 50;

@@ -1,34 +1,51 @@
 /**
  * Generation on an asynchronous backend (WebGPU on SwiftShader) enqueues step n + 1 before token
- * n is yielded. A caller that stops early leaves that extra step's K/V in the cache; the cache's
- * token list must say so, so that a continuation reusing the prefix gives the same tokens as one
- * uninterrupted generation.
+ * n is yielded — for greedy decoding even before token n reaches the host (a device token fed to
+ * embedToken; with the embedding table in host memory the step's queue work waits for the row).
+ * A caller that stops early, or a stop token, leaves that extra step's K/V in the cache; the
+ * cache's token list must say so, so that a continuation reusing the prefix gives the same tokens
+ * as one uninterrupted generation.
  */
 import '../setup/webgpu.js';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadFixtureModel } from '../support/goldenChecks.js';
 import { testWebGpu } from '../setup/webgpu.js';
 
 const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as number[] };
 
-it('webgpu: a generation stopped early and continued with prefix reuse equals one uninterrupted run', async () => {
-  const model = await loadFixtureModel('qwen-tiny-int4', await testWebGpu());
-  expect(model.backend.asyncExecution).toBe(true);
-  const prompt = [151644, 872, 198, 9707, 11, 1879, 0];
-  const whole: number[] = [];
-  for await (const id of model.generate(prompt, { ...greedy, maxNewTokens: 10 })) whole.push(id);
-  expect(whole).toHaveLength(10);
+describe.each([
+  ['on the GPU', {}],
+  ['in host memory', { hostEmbeddingBytes: 0 }],
+])('webgpu, embedding table %s', (_, options) => {
+  it('a generation stopped early and continued with prefix reuse equals one uninterrupted run', async () => {
+    const model = await loadFixtureModel('qwen-tiny-int4', await testWebGpu(options));
+    expect(model.backend.asyncExecution).toBe(true);
+    const prompt = [151644, 872, 198, 9707, 11, 1879, 0];
+    const whole: number[] = [];
+    for await (const id of model.generate(prompt, { ...greedy, maxNewTokens: 10 })) whole.push(id);
+    expect(whole).toHaveLength(10);
 
-  model.reset();
-  const head: number[] = [];
-  for await (const id of model.generate(prompt, { ...greedy, maxNewTokens: 10 })) {
-    head.push(id);
-    if (head.length === 4) break; // the fifth step is already enqueued
-  }
-  expect(head).toEqual(whole.slice(0, 4));
-  const tail: number[] = [];
-  for await (const id of model.generate([...prompt, ...head], { ...greedy, maxNewTokens: 6 })) tail.push(id);
-  expect(model.lastStats?.reusedTokens).toBeGreaterThan(prompt.length);
-  expect([...head, ...tail]).toEqual(whole);
-  await model.dispose();
-}, 300_000);
+    model.reset();
+    const head: number[] = [];
+    for await (const id of model.generate(prompt, { ...greedy, maxNewTokens: 10 })) {
+      head.push(id);
+      if (head.length === 4) break; // the fifth step is already enqueued
+    }
+    expect(head).toEqual(whole.slice(0, 4));
+    const tail: number[] = [];
+    for await (const id of model.generate([...prompt, ...head], { ...greedy, maxNewTokens: 6 })) tail.push(id);
+    expect(model.lastStats?.reusedTokens).toBeGreaterThan(prompt.length);
+    expect([...head, ...tail]).toEqual(whole);
+
+    // a stop token: its step was chained before the id was known; the cache says what it holds
+    model.reset();
+    const stopped: number[] = [];
+    for await (const id of model.generate(prompt, { ...greedy, maxNewTokens: 10, stopTokenIds: [whole[5]] })) stopped.push(id);
+    expect(stopped).toEqual(whole.slice(0, whole.indexOf(whole[5]) + 1));
+    const rest: number[] = [];
+    for await (const id of model.generate([...prompt, ...stopped], { ...greedy, maxNewTokens: 10 - stopped.length })) rest.push(id);
+    expect(model.lastStats?.reusedTokens).toBe(prompt.length + stopped.length - 1);
+    expect([...stopped, ...rest]).toEqual(whole);
+    await model.dispose();
+  }, 300_000);
+});

@@ -15,9 +15,11 @@ import type {
   MemoryUsage,
   RopeParams,
   RowView,
+  TokenRef,
   TopK,
   Vec,
 } from '../../src/backend/backend.js';
+import { KnownToken } from '../../src/backend/backend.js';
 import type { TensorSource } from '../../src/io/source.js';
 
 class RBuf implements Buf {
@@ -232,6 +234,10 @@ export class ReferenceBackend implements Backend {
     }
   }
 
+  embedToken(out: Buf, table: Embedding, t: TokenRef): void {
+    this.embed(out, table, Int32Array.of(KnownToken.idOf(t, 'embedToken')));
+  }
+
   rmsNorm(out: Buf, x: Buf, w: Vec, rows: number, eps: number): void {
     const d = w.length;
     const xs = (x as RBuf).data;
@@ -327,10 +333,22 @@ export class ReferenceBackend implements Backend {
   }
 
   async argmax(x: Buf, offset: number, n: number): Promise<number> {
+    return this.argmaxNow(x, offset, n);
+  }
+
+  private argmaxNow(x: Buf, offset: number, n: number): number {
     const xs = (x as RBuf).data;
     let best = 0;
     for (let i = 1; i < n; i++) if (xs[offset + i] > xs[offset + best]) best = i;
     return best;
+  }
+
+  argmaxToken(x: Buf, offset: number, n: number): TokenRef {
+    return new KnownToken(this.argmaxNow(x, offset, n));
+  }
+
+  async readToken(t: TokenRef): Promise<number> {
+    return KnownToken.idOf(t, 'readToken');
   }
 
   async topK(x: Buf, offset: number, n: number, k: number): Promise<TopK> {

@@ -19,9 +19,11 @@ import type {
   Placement,
   RopeParams,
   RowView,
+  TokenRef,
   TopK,
   Vec,
 } from '../backend.js';
+import { KnownToken } from '../backend.js';
 import type { TensorSource } from '../../io/source.js';
 import type { Arena } from './arena.js';
 import { kernelModule, type KernelName } from './kernels.js';
@@ -204,6 +206,11 @@ class CpuBackend implements Backend {
   }
 
   async read(buf: Buf, offset: number, length: number): Promise<Float32Array> {
+    return this.readNow(buf, offset, length);
+  }
+
+  /** Ops have run when they return, so a read needs no wait. */
+  private readNow(buf: Buf, offset: number, length: number): Float32Array {
     const b = asBuf(buf);
     checkRange('read', b, offset, length);
     if (!b.valid.some((v) => v)) return new Float32Array(length);
@@ -318,6 +325,10 @@ class CpuBackend implements Backend {
   }
 
   // ---- ops ----
+
+  embedToken(out: Buf, table: Embedding, t: TokenRef): void {
+    this.embed(out, table, Int32Array.of(KnownToken.idOf(t, 'embedToken')));
+  }
 
   embed(out: Buf, table: Embedding, ids: Int32Array): void {
     const t = asEmbedding(table);
@@ -540,7 +551,16 @@ class CpuBackend implements Backend {
 
   async argmax(x: Buf, offset: number, n: number): Promise<number> {
     if (!(n >= 1)) throw new ArgumentError(`argmax: n must be ≥ 1, got ${n}`);
-    return argmaxOf(await this.read(x, offset, n));
+    return argmaxOf(this.readNow(x, offset, n));
+  }
+
+  argmaxToken(x: Buf, offset: number, n: number): TokenRef {
+    if (!(n >= 1)) throw new ArgumentError(`argmaxToken: n must be ≥ 1, got ${n}`);
+    return new KnownToken(argmaxOf(this.readNow(x, offset, n)));
+  }
+
+  async readToken(t: TokenRef): Promise<number> {
+    return KnownToken.idOf(t, 'readToken');
   }
 
   async topK(x: Buf, offset: number, n: number, k: number): Promise<TopK> {

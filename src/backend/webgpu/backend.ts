@@ -17,12 +17,13 @@ import type {
   Placement,
   RopeParams,
   RowView,
+  TokenRef,
   TopK,
   Vec,
 } from '../backend.js';
 import type { TensorSource } from '../../io/source.js';
 import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
-import { Recorder, f32, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
+import { Recorder, SLOT, f32, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
 import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
 import { dispatchDual, dispatchGrouped, Int4Variant, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
@@ -34,6 +35,8 @@ const ATT_CHUNK = 64;
 const TOPK_GPU_MAX = 1024;
 /** Bytes read from a tensor source per call while uploading. */
 const READ_SLAB = 64 * 1024 * 1024;
+/** argmaxToken results live in this many 256-byte slots, reused in turn. */
+const TOKEN_SLOTS = 64;
 
 export interface WebGpuOptions {
   /** Cap on one weight binding (bytes); tests force a small one to exercise tensor splitting. */
@@ -50,8 +53,12 @@ export interface WebGpuOptions {
   submitFirst?: number;
   /**
    * Embedding tables of at least this many bytes stay in host memory; embed() uploads only the
-   * gathered rows (a table is only ever read by row: Qwen-14B's fp16 wte is 1.56 GB of GPU memory
-   * otherwise). Default 64 MiB; 0 keeps every table on the host, Infinity none.
+   * gathered rows (a table is only ever read by row: Qwen-14B's fp16 wte would be 1.56 GB of GPU
+   * memory, which its 10 GB budget for encoding 2048 tokens does not have). A table on the GPU lets
+   * greedy decoding run step after step without waiting for the host (the token's row is gathered
+   * on the GPU); from host memory each step's row upload waits for the token's readback.
+   * Default 1 GiB (Qwen-1.8B's 622 MB table on the GPU; 7B's and 14B's on the host); 0 keeps
+   * every table on the host, Infinity none.
    */
   hostEmbeddingBytes?: number;
   /**
@@ -141,6 +148,19 @@ class WEmbedding implements Embedding {
   ) {}
 }
 
+/** A token id in slot `at` of the device tokens buffer (argmaxToken). */
+class WToken implements TokenRef {
+  readonly kind = 'token';
+  value?: Promise<number>;
+  constructor(
+    readonly owner: WebGpuBackend,
+    readonly seq: number,
+    readonly at: number,
+    /** reads the id back (call once: see tokenValue) */
+    readonly read: () => Promise<ArrayBuffer>,
+  ) {}
+}
+
 class WKV implements KVStore {
   readonly width: number;
   constructor(
@@ -199,6 +219,9 @@ export class WebGpuBackend implements Backend {
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
   private hot = new Map<string, Kernel>();
   private readonly hostEmbeddingBytes: number;
+  /** argmaxToken results (TOKEN_SLOTS slots) and how many argmaxToken calls there were */
+  private tokens: GBuf | null = null;
+  private tokenSeq = 0;
   /** see WebGpuOptions.int4Variant (parsed once; settable for benchmarks) */
   private variant: Int4Variant;
   get int4Variant(): string {
@@ -235,7 +258,7 @@ export class WebGpuBackend implements Backend {
     this.maxBinding = Math.floor(max / 256) * 256;
     this.maxWeightBinding = Math.floor(Math.min(max, opts.maxBindingSize ?? max) / 256) * 256;
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
-    this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 64 * 1024 * 1024;
+    this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 1024 * 1024 * 1024;
     // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup, the
     // next unit's weights prefetched: measured fastest on the H100 (bench/NOTES.md, WebGPU)
     this.variant = new Int4Variant(opts.int4Variant ?? 'Q1,RB2,GS64,PF');
@@ -307,8 +330,7 @@ export class WebGpuBackend implements Backend {
 
   private upload(g: GBuf, data: ArrayBufferView, offset = 0): void {
     this.settle();
-    if (this.rec.hasPending) this.rec.submit();
-    this.device.queue.writeBuffer(g.buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+    this.rec.write(g.buffer, offset, data);
   }
 
   /** A scratch buffer of at least `bytes`, grown (never shrunk) per purpose. */
@@ -640,6 +662,44 @@ export class WebGpuBackend implements Backend {
   }
 
   // ------------------------------------------------------------------ ops
+
+  embedToken(out: Buf, table: Embedding, token: TokenRef): void {
+    this.settle();
+    const t = table as WEmbedding;
+    const o = out as WBuf;
+    const tk = this.ownToken(token, 'embedToken');
+    if (t.dim > o.length) throw new ArgumentError(`embedToken: ${t.dim} values exceed the output buffer (${o.length})`);
+    const kern = this.k({ file: 'embed', entry: 'main', defines: [t.enc], bindings: { 1: 'w', 2: 'r', 3: 'r' } });
+    const groups: [number] = [Math.ceil(t.dim / 256)];
+    if (!t.host) {
+      // the id never leaves the GPU: the gather reads it where argmax wrote it
+      if (this.tokenSeq - tk.seq > TOKEN_SLOTS) throw new ArgumentError(`embedToken: the token ref is stale (more than ${TOKEN_SLOTS} argmaxToken calls since)`);
+      for (const c of t.chunks) {
+        this.rec.dispatch(kern, [1, t.dim, c.row0, c.rows, t.wordsPerRow, 0, 0, 0], { 1: { buf: o.g, size: 4 * t.dim }, 2: { buf: c.g }, 3: { buf: this.tokens!, offset: tk.at, size: 16 } }, groups);
+      }
+      return;
+    }
+    // A table in host memory: the row is uploaded once the id is read back, and every queue
+    // operation recorded after this one waits for that upload (Recorder.block), so the rest of
+    // the step is recorded while the GPU still computes the id.
+    const host = t.host;
+    const eb = t.enc === 'F32' ? 4 : 2;
+    const rowBytes = t.dim * eb;
+    const row = this.scratchBuf('embedding token row', t.wordsPerRow * 4);
+    const idBuf = this.scratchBuf('embedding token id', 16);
+    const value = this.tokenValue(tk);
+    const open = this.rec.block();
+    value.then(
+      (id) => {
+        if (!(id < t.rows)) return this.rec.abortDeferred(new ArgumentError(`embedToken: token id ${id} outside the vocabulary (0..${t.rows - 1})`));
+        const staged = new Uint8Array(t.wordsPerRow * 4);
+        staged.set(host.subarray(id * rowBytes, (id + 1) * rowBytes));
+        open(() => this.device.queue.writeBuffer(row.buffer, 0, staged));
+      },
+      (e: Error) => this.rec.abortDeferred(e),
+    );
+    this.rec.dispatch(kern, [1, t.dim, 0, 1, t.wordsPerRow, 0, 0, 0], { 1: { buf: o.g, size: 4 * t.dim }, 2: { buf: row }, 3: { buf: idBuf } }, groups);
+  }
 
   embed(out: Buf, table: Embedding, ids: Int32Array): void {
     this.settle();
@@ -1021,8 +1081,37 @@ export class WebGpuBackend implements Backend {
     this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
     const k2 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } });
     this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: { buf: res }, 2: { buf: cand, size: 8 * parts } }, [1]);
-    const idx = new Uint32Array(await this.rec.readBytes(res, 0, 4))[0];
-    return idx === 0xffffffff ? 0 : idx;
+    return new Uint32Array(await this.rec.readBytes(res, 0, 4))[0];
+  }
+
+  argmaxToken(x: Buf, offset: number, n: number): TokenRef {
+    this.settle();
+    const xb = x as WBuf;
+    if (n <= 0 || offset < 0 || offset + n > xb.length) throw new ArgumentError(`argmaxToken: [${offset}, ${offset + n}) outside the buffer (${xb.length})`);
+    const { parts, chunk } = this.selectParts(n);
+    const cand = this.scratchBuf('select candidates', 8 * parts);
+    const seq = this.tokenSeq++;
+    const at = (seq % TOKEN_SLOTS) * SLOT;
+    this.tokens ??= this.buffer(TOKEN_SLOTS * SLOT, 'device tokens', 'act');
+    const k1 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX'], bindings: { 1: 'w', 2: 'r' } });
+    this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
+    const k2 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } });
+    this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: { buf: this.tokens, offset: at, size: 8 }, 2: { buf: cand, size: 8 * parts } }, [1]);
+    return new WToken(this, seq, at, this.rec.readLater(this.tokens, at, 4));
+  }
+
+  readToken(t: TokenRef): Promise<number> {
+    return this.tokenValue(this.ownToken(t, 'readToken'));
+  }
+
+  private ownToken(t: TokenRef, op: string): WToken {
+    if (!(t instanceof WToken) || t.owner !== this) throw new ArgumentError(`${op}: the token ref comes from another backend`);
+    return t;
+  }
+
+  private tokenValue(t: WToken): Promise<number> {
+    t.value ??= t.read().then((b) => new Uint32Array(b)[0]);
+    return t.value;
   }
 
   async topK(x: Buf, offset: number, n: number, k: number): Promise<TopK> {

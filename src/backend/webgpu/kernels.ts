@@ -36,7 +36,9 @@ export class KernelCache {
   constructor(private readonly device: GPUDevice) {}
 
   get(spec: KernelSpec): Kernel {
-    const key = `${spec.file}:${spec.entry}:${(spec.defines ?? []).join(',')}:${JSON.stringify(spec.values ?? {})}`;
+    // the bindings belong to the key: one shader may be bound two ways (e.g. embed's ids from
+    // the params ring or from a buffer)
+    const key = `${spec.file}:${spec.entry}:${(spec.defines ?? []).join(',')}:${JSON.stringify(spec.values ?? {})}:${JSON.stringify(spec.bindings)}`;
     let k = this.cache.get(key);
     if (k) return k;
     const code = preprocess(withIncludes(spec.file), spec.defines, spec.values);

@@ -6,6 +6,10 @@
  * so one decode step is one command buffer. Per-dispatch parameters go into a CPU-side staging
  * ring that is copied to a GPU ring buffer with a single writeBuffer at submit; kernels bind the
  * ring with a dynamic offset, so bind groups depend only on the buffers and are cached.
+ *
+ * Queue operations (submits and host writes) go out in recording order through `toQueue`. A
+ * `block()` entry holds back everything after it until its own write is known: the next decode
+ * step is recorded while the GPU still computes the token whose embedding row it starts with.
  */
 import { BufferUsage, MAP_READ, STAGE_COMPUTE } from './consts.js';
 import { BackendError, DeviceLostError } from '../../errors.js';
@@ -48,6 +52,21 @@ export class F32 {
 export const f32 = (v: number) => new F32(v);
 export type Param = number | F32;
 
+/** A held-back queue operation; `ready` = may run once everything before it has. */
+interface Deferred {
+  ready: boolean;
+  run: () => void;
+  /** called instead of run when the held work is dropped (abortDeferred) */
+  drop?: (e: Error) => void;
+}
+
+/** A readback copy recorded but maybe not submitted yet (see readLater). */
+interface PendingRead {
+  captured: boolean;
+  queued: () => void;
+  dropped: (e: Error) => void;
+}
+
 export class Recorder {
   private nextId = 1;
   private encoder: GPUCommandEncoder | null = null;
@@ -80,6 +99,10 @@ export class Recorder {
   submitFirst = 0;
   /** Commands due before the next submit (see submitFirst). */
   private chunkLimit = 0;
+  /** Queue operations held back behind a block() entry whose write is not known yet, in order. */
+  private deferred: Deferred[] = [];
+  /** Readbacks whose copy is in the open encoder: told when that command buffer is submitted. */
+  private encoderReads: PendingRead[] = [];
 
   // ---- profiling (timestamp queries, one compute pass per dispatch) ----
   private profiling = false;
@@ -127,12 +150,68 @@ export class Recorder {
       for (const k of keys) this.bindGroups.delete(k);
       this.keysByBuffer.delete(g.id);
     }
-    if (this.commands > 0) this.pendingDestroy.push(g.buffer);
+    if (this.commands > 0 || this.deferred.length > 0) this.pendingDestroy.push(g.buffer);
     else g.buffer.destroy();
   }
 
   get hasPending(): boolean {
     return this.commands > 0;
+  }
+
+  // ---- queue order (see block) ----
+
+  /** Runs a queue operation now, or after the held-back ones before it. */
+  private toQueue(run: () => void, drop?: (e: Error) => void): void {
+    if (this.deferred.length === 0) run();
+    else this.deferred.push({ ready: true, run, drop });
+  }
+
+  private drain(): void {
+    while (this.deferred.length > 0 && this.deferred[0].ready) this.deferred.shift()!.run();
+  }
+
+  /**
+   * Holds back every later queue operation (submits, writes) until the returned function is
+   * called with the write that must come first. Work recorded before is submitted now.
+   */
+  block(): (first: () => void) => void {
+    this.submit();
+    // the GPU will be idle when the block opens: the work after it goes out in small chunks first
+    this.idle();
+    const e: Deferred = { ready: false, run: () => undefined };
+    this.deferred.push(e);
+    return (first) => {
+      if (!this.deferred.includes(e)) return; // dropped meanwhile
+      e.run = first;
+      e.ready = true;
+      this.drain();
+    };
+  }
+
+  /** Resolves once everything submitted so far has reached the queue (no held-back work before it). */
+  private queued(): Promise<void> {
+    if (this.deferred.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.deferred.push({ ready: true, run: resolve, drop: reject }));
+  }
+
+  /** Drops all held-back work (its token could not be read): the caller must reset what it fed. */
+  abortDeferred(e: Error): void {
+    const held = this.deferred;
+    this.deferred = [];
+    for (const d of held) d.drop?.(e);
+  }
+
+  /** A host write into a buffer, ordered with the recorded work (submits what is pending first). */
+  write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    this.checkAlive();
+    if (this.commands > 0) this.submit();
+    if (this.deferred.length === 0) {
+      this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+      return;
+    }
+    const copy = new Uint8Array(data.byteLength);
+    copy.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.toQueue(() => this.device.queue.writeBuffer(buffer, offset, copy));
   }
 
   private wrap(): void {
@@ -317,16 +396,23 @@ export class Recorder {
     this.commands++;
   }
 
-  /** Submits everything recorded so far (no wait). */
+  /** Submits everything recorded so far (no wait; behind held-back work, see block). */
   submit(): void {
     this.checkAlive();
     this.endPass();
+    let ring: Uint8Array<ArrayBuffer> | null = null;
+    let ringAt = 0;
     if (this.head > this.dirtyStart) {
-      this.device.queue.writeBuffer(this.ring.buffer, this.dirtyStart, this.stage, this.dirtyStart, this.head - this.dirtyStart);
+      ringAt = this.dirtyStart;
+      // a held-back submit copies its params: the staging ring may wrap before it goes out
+      ring = new Uint8Array(this.stage, ringAt, this.head - ringAt);
+      if (this.deferred.length > 0) ring = ring.slice();
       this.dirtyStart = this.head;
     }
+    let cb: GPUCommandBuffer | null = null;
+    let resolve: GPUBuffer | null = null;
+    let labels: string[] = [];
     if (this.encoder) {
-      let resolve: GPUBuffer | null = null;
       const n = this.queryLabels.length;
       if (this.querySet && n > 0) {
         const q = this.device.createBuffer({ size: 16 * n, usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC });
@@ -335,32 +421,52 @@ export class Recorder {
         this.encoder.copyBufferToBuffer(q, 0, resolve, 0, 16 * n);
         this.pendingDestroy.push(q);
       }
-      this.device.queue.submit([this.encoder.finish()]);
-      this.submits++;
+      cb = this.encoder.finish();
       this.encoder = null;
-      if (resolve) {
-        const labels = this.queryLabels;
-        const buf = resolve;
-        this.profilePending.push(
-          buf.mapAsync(MAP_READ).then(() => {
-            const t = new BigUint64Array(buf.getMappedRange());
-            for (let i = 0; i < labels.length; i++) {
-              const ns = Number(t[2 * i + 1] - t[2 * i]);
-              const e = this.profile.get(labels[i]) ?? { ns: 0, count: 0 };
-              e.ns += ns;
-              e.count++;
-              this.profile.set(labels[i], e);
-            }
-            buf.unmap();
-            buf.destroy();
-          }),
-        );
-      }
+      labels = this.queryLabels;
       this.queryLabels = [];
     }
+    const reads = this.encoderReads;
+    this.encoderReads = [];
+    for (const r of reads) r.captured = true;
     this.commands = 0;
-    for (const b of this.pendingDestroy) b.destroy();
+    const destroy = this.pendingDestroy;
     this.pendingDestroy = [];
+    if (!ring && !cb && destroy.length === 0) return;
+    this.toQueue(
+      () => {
+        if (ring) this.device.queue.writeBuffer(this.ring.buffer, ringAt, ring);
+        if (cb) {
+          this.device.queue.submit([cb]);
+          this.submits++;
+        }
+        for (const r of reads) r.queued();
+        if (resolve) this.readProfile(resolve, labels);
+        for (const b of destroy) b.destroy();
+      },
+      (e) => {
+        for (const r of reads) r.dropped(e);
+        resolve?.destroy();
+        for (const b of destroy) b.destroy();
+      },
+    );
+  }
+
+  private readProfile(buf: GPUBuffer, labels: string[]): void {
+    this.profilePending.push(
+      buf.mapAsync(MAP_READ).then(() => {
+        const t = new BigUint64Array(buf.getMappedRange());
+        for (let i = 0; i < labels.length; i++) {
+          const ns = Number(t[2 * i + 1] - t[2 * i]);
+          const e = this.profile.get(labels[i]) ?? { ns: 0, count: 0 };
+          e.ns += ns;
+          e.count++;
+          this.profile.set(labels[i], e);
+        }
+        buf.unmap();
+        buf.destroy();
+      }),
+    );
   }
 
   private takeReadback(bytes: number): GPUBuffer {
@@ -374,29 +480,50 @@ export class Recorder {
   async readBytes(src: GBuf, offset: number, bytes: number): Promise<ArrayBuffer> {
     this.checkErrors();
     if (bytes === 0) return new ArrayBuffer(0);
+    return this.readLater(src, offset, bytes)();
+  }
+
+  /**
+   * Records a copy of `bytes` from src into a mappable buffer without submitting; the returned
+   * function (call it once) submits if the copy is still unsubmitted, then waits for the bytes.
+   */
+  readLater(src: GBuf, offset: number, bytes: number): () => Promise<ArrayBuffer> {
+    this.checkErrors();
     const rb = this.takeReadback(bytes);
     this.endPass();
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     this.encoder.copyBufferToBuffer(src.buffer, offset, rb, 0, bytes);
     this.commands++;
-    this.submit();
-    this.idle();
-    try {
-      await rb.mapAsync(MAP_READ, 0, bytes);
-    } catch (e) {
-      this.checkAlive();
-      throw new BackendError(`webgpu: readback failed: ${(e as Error).message}`, { cause: e });
-    }
-    const out = rb.getMappedRange(0, bytes).slice(0);
-    rb.unmap();
-    this.readbackPool.push(rb);
-    this.checkErrors();
-    return out;
+    let pending!: PendingRead;
+    const inQueue = new Promise<void>((queued, dropped) => {
+      pending = { captured: false, queued, dropped };
+    });
+    inQueue.catch(() => undefined); // observed below; no unhandled rejection if never read
+    this.encoderReads.push(pending);
+    return async () => {
+      if (!pending.captured) {
+        this.submit();
+        this.idle();
+      }
+      try {
+        await inQueue;
+        await rb.mapAsync(MAP_READ, 0, bytes);
+      } catch (e) {
+        this.checkAlive();
+        throw new BackendError(`webgpu: readback failed: ${(e as Error).message}`, { cause: e });
+      }
+      const out = rb.getMappedRange(0, bytes).slice(0);
+      rb.unmap();
+      this.readbackPool.push(rb);
+      this.checkErrors();
+      return out;
+    };
   }
 
   async flush(): Promise<void> {
     this.submit();
     this.idle();
+    await this.queued();
     await this.device.queue.onSubmittedWorkDone();
     this.checkErrors();
   }
@@ -419,6 +546,7 @@ export class Recorder {
   }
 
   destroy(): void {
+    this.abortDeferred(new BackendError('webgpu: backend disposed'));
     for (const b of this.readbackPool) b.destroy();
     this.readbackPool = [];
     this.bindGroups.clear();
