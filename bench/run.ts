@@ -47,15 +47,18 @@ function ids(n: number, salt: number): number[] {
 
 const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as number[] };
 
-/** Decode tok/s after a prefill of `context` tokens (context 0 = a one-token prompt). */
-async function decodeSpeed(model: QwenModel, context: number, n: number): Promise<number> {
+/**
+ * Decode tok/s after a prefill of `context` tokens (context 0 = a one-token prompt), and the
+ * median / p90 / largest interval between tokens (outliers such as GC pauses show as mean ≫ p50).
+ */
+async function decodeSpeed(model: QwenModel, context: number, n: number): Promise<{ tokS: number; p50: number; p90: number; max: number; maxAt: number }> {
   model.reset();
-  let t = 0;
-  let count = 0;
-  for await (const _ of model.generate(ids(Math.max(1, context), 7), { ...greedy, maxNewTokens: n + 1 })) {
-    if (count++ === 0) t = performance.now();
-  }
-  return (n * 1000) / (performance.now() - t);
+  const times: number[] = [];
+  for await (const _ of model.generate(ids(Math.max(1, context), 7), { ...greedy, maxNewTokens: n + 1 })) times.push(performance.now());
+  const inOrder = times.slice(1).map((t, i) => t - times[i]);
+  const gaps = inOrder.slice().sort((a, b) => a - b);
+  const q = (f: number) => +gaps[Math.min(gaps.length - 1, Math.floor(f * gaps.length))].toFixed(3);
+  return { tokS: (n * 1000) / (times[n] - times[0]), p50: q(0.5), p90: q(0.9), max: q(1), maxAt: inOrder.indexOf(gaps[gaps.length - 1]) };
 }
 
 /**
@@ -107,6 +110,29 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
     };
     const loopMs = await loop(false);
     const loopImmMs = await loop(true);
+    // greedy generation's shape: the next step chained to a device token before its id is read;
+    // host time recording (argmaxToken + decodeOne) and waiting for the id, per step
+    const chain = async (steps: number) => {
+      let t = b.argmaxToken(ex.logits, 0, V);
+      let record = 0;
+      let wait = 0;
+      const d0 = b.rec.drainMs;
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) {
+        const a = performance.now();
+        ex.decodeOne(kv, t);
+        const next = b.argmaxToken(ex.logits, 0, V);
+        const c = performance.now();
+        kv.resolveLast(await b.readToken(t));
+        wait += performance.now() - c;
+        record += c - a;
+        t = next;
+      }
+      await b.readToken(t);
+      return { ms: (performance.now() - t0) / steps, record: record / steps, wait: wait / steps, drain: (b.rec.drainMs - d0) / steps };
+    };
+    await chain(8);
+    const ch = await chain(32);
     const med = (a: number[]) => (a.length ? +a.sort((x, y) => x - y)[a.length >> 1].toFixed(3) : NaN);
     return {
       step_record_ms: med(rec),
@@ -115,6 +141,10 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
       step_dispatches: perStep / 7,
       loop_ms: +loopMs.toFixed(3),
       loop_set_immediate_ms: +loopImmMs.toFixed(3),
+      chain_ms: +ch.ms.toFixed(3),
+      chain_record_ms: +ch.record.toFixed(3),
+      chain_wait_ms: +ch.wait.toFixed(3),
+      chain_release_ms: +ch.drain.toFixed(3),
     };
   } finally {
     kv.release();
@@ -154,10 +184,14 @@ for (const source of values.models!.split(',')) {
       prompt_tokens: promptLen,
       prefill_tok_s: +prefill.toFixed(2),
       context,
-      decode_tok_s: +decode.toFixed(3),
+      decode_tok_s: +decode.tokS.toFixed(3),
+      decode_p50_ms: decode.p50,
+      decode_p90_ms: decode.p90,
+      decode_max_ms: decode.max,
+      decode_max_at: decode.maxAt,
       bytes_per_token: bytes,
-      effective_gb_s: +((decode * bytes) / 1e9).toFixed(2),
-      roofline_fraction: +((decode * bytes) / 1e9 / probe.gbPerSecond).toFixed(3),
+      effective_gb_s: +((decode.tokS * bytes) / 1e9).toFixed(2),
+      roofline_fraction: +((decode.tokS * bytes) / 1e9 / probe.gbPerSecond).toFixed(3),
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
       backend_peak_mb: Math.round(model.backend.memoryUsage().peakBytes / 1e6),
       cpu: cpus()[0]?.model,

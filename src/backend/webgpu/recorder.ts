@@ -89,6 +89,8 @@ export class Recorder {
   private firstError: Error | null = null;
   submits = 0;
   dispatches = 0;
+  /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
+  drainMs = 0;
   /** Submit (without waiting) after this many recorded commands; 0 = never on count alone. */
   submitEvery = 0;
   /**
@@ -167,7 +169,9 @@ export class Recorder {
   }
 
   private drain(): void {
+    const t0 = performance.now();
     while (this.deferred.length > 0 && this.deferred[0].ready) this.deferred.shift()!.run();
+    this.drainMs += performance.now() - t0;
   }
 
   /**
