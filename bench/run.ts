@@ -133,7 +133,53 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
     };
     await chain(8);
     const ch = await chain(32);
+    // where the GPU idles in the chained loop: every pass timed (one region per step), then the
+    // gaps between passes of consecutive steps (the token boundary) and inside a step (chunk
+    // boundaries), per first-chunk size after a wait (Recorder.submitFirst)
+    const gpuIdle = async (submitFirst: number) => {
+      const idle = { boundary: [] as number[], inside: [] as number[], busy: [] as number[] };
+      if (!b.features.timestamps) return idle;
+      const sf0 = b.rec.submitFirst;
+      b.rec.submitFirst = submitFirst;
+      await b.takeProfile();
+      b.rec.passLog = [];
+      let t = b.argmaxToken(ex.logits, 0, V);
+      for (let i = 0; i < 24; i++) {
+        b.rec.beginRegion(`step ${i}`);
+        ex.decodeOne(kv, t);
+        const next = b.argmaxToken(ex.logits, 0, V);
+        b.rec.endRegion();
+        kv.resolveLast(await b.readToken(t));
+        t = next;
+      }
+      await b.readToken(t);
+      await b.takeProfile();
+      const passes = b.rec.passLog.sort((x, y) => x.begin - y.begin);
+      b.rec.passLog = null;
+      b.rec.submitFirst = sf0;
+      const inside = new Map<string, number>();
+      const busy = new Map<string, number>();
+      for (let i = 0; i < passes.length; i++) {
+        const p = passes[i];
+        busy.set(p.label, (busy.get(p.label) ?? 0) + (p.end - p.begin) / 1e6);
+        if (i === 0) continue;
+        const gap = (p.begin - passes[i - 1].end) / 1e6;
+        if (p.label !== passes[i - 1].label) idle.boundary.push(gap);
+        else inside.set(p.label, (inside.get(p.label) ?? 0) + gap);
+      }
+      idle.inside = [...inside.values()];
+      idle.busy = [...busy.values()];
+      return idle;
+    };
+    const idleBy: Record<string, number> = {};
     const med = (a: number[]) => (a.length ? +a.sort((x, y) => x - y)[a.length >> 1].toFixed(3) : NaN);
+    for (const sf of [b.rec.submitFirst, 2, 32]) {
+      const idle = await gpuIdle(sf);
+      const tag = sf === b.rec.submitFirst ? '' : `_sf${sf}`;
+      idleBy[`chain_gpu_busy_ms${tag}`] = med(idle.busy);
+      idleBy[`chain_gpu_idle_boundary_ms${tag}`] = med(idle.boundary);
+      idleBy[`chain_gpu_idle_inside_ms${tag}`] = med(idle.inside);
+    }
     return {
       step_record_ms: med(rec),
       step_wall_ms: med(wall),
@@ -145,6 +191,7 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
       chain_record_ms: +ch.record.toFixed(3),
       chain_wait_ms: +ch.wait.toFixed(3),
       chain_release_ms: +ch.drain.toFixed(3),
+      ...idleBy,
     };
   } finally {
     kv.release();

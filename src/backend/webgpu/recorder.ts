@@ -42,7 +42,12 @@ export interface BindRange {
 export const SLOT = 256;
 /** Binding window of a dynamic-offset storage binding into the ring (e.g. embedding ids). */
 export const DYN_WINDOW = 64 * 1024;
-const RING = 4 * 1024 * 1024;
+/**
+ * Parameter ring size. Each wrap cost one 30–100 ms stall on the H100 (the largest token interval
+ * fell at the wrap, step ≈ 62 of 14B and 1.8B decode, with 4 MiB; not with 32 MiB —
+ * bench/NOTES.md, session 3), so the ring holds ≈ 500 decode steps of 14B.
+ */
+const RING = 32 * 1024 * 1024;
 const MAX_QUERIES = 4096;
 
 /** Marks a parameter as f32 (others are u32). */
@@ -91,6 +96,8 @@ export class Recorder {
   dispatches = 0;
   /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
   drainMs = 0;
+  /** Benchmarks: when set, every timed region pass's GPU begin/end (ns) is appended here. */
+  passLog: { label: string; begin: number; end: number }[] | null = null;
   /** Submit (without waiting) after this many recorded commands; 0 = never on count alone. */
   submitEvery = 0;
   /**
@@ -462,6 +469,7 @@ export class Recorder {
         const t = new BigUint64Array(buf.getMappedRange());
         for (let i = 0; i < labels.length; i++) {
           const ns = Number(t[2 * i + 1] - t[2 * i]);
+          this.passLog?.push({ label: labels[i], begin: Number(t[2 * i]), end: Number(t[2 * i + 1]) });
           const e = this.profile.get(labels[i]) ?? { ns: 0, count: 0 };
           e.ns += ns;
           e.count++;
