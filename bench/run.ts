@@ -28,6 +28,9 @@ const { values } = parseArgs({
     threads: { type: 'string' },
     out: { type: 'string', default: 'bench/out/run.jsonl' },
     'step-breakdown': { type: 'boolean', default: false },
+    // WebGPU: decode once per value of Recorder.submitFirst (A/B in one process), e.g. 8,32
+    'submit-first': { type: 'string', default: '' },
+    'stall-trace': { type: 'string', default: '0' },
     'int4-variant': { type: 'string' },
   },
 });
@@ -133,6 +136,24 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
     };
     await chain(8);
     const ch = await chain(32);
+    // --stall-trace N: N chained steps; every step over 20 ms is printed with where its time went
+    const traceSteps = Number(values['stall-trace'] || 0);
+    if (traceSteps > 0) {
+      let t = b.argmaxToken(ex.logits, 0, V);
+      for (let i = 0; i < traceSteps; i++) {
+        const a = performance.now();
+        const d0 = b.rec.drainMs;
+        ex.decodeOne(kv, t);
+        const next = b.argmaxToken(ex.logits, 0, V);
+        const c = performance.now();
+        kv.resolveLast(await b.readToken(t));
+        const e = performance.now();
+        if (e - a > 20) console.log(JSON.stringify({ stall_step: i, ms: +(e - a).toFixed(2), record_ms: +(c - a).toFixed(2), wait_ms: +(e - c).toFixed(2), release_ms: +(b.rec.drainMs - d0).toFixed(2) }));
+        t = next;
+        if (kv.length > 1000) kv.truncate(Math.max(1, context));
+      }
+      await b.readToken(t);
+    }
     // where the GPU idles in the chained loop: every pass timed (one region per step), then the
     // gaps between passes of consecutive steps (the token boundary) and inside a step (chunk
     // boundaries), per first-chunk size after a wait (Recorder.submitFirst)
@@ -218,7 +239,9 @@ for (const source of values.models!.split(',')) {
   const tp = performance.now();
   await model.forward(ids(promptLen, 1));
   const prefill = (promptLen * 1000) / (performance.now() - tp);
-  for (const context of contexts) {
+  const submitFirsts = values['submit-first'] ? values['submit-first'].split(',').map(Number) : [NaN];
+  for (const [context, submitFirst] of contexts.flatMap((c) => submitFirsts.map((sf) => [c, sf] as const))) {
+    if (!Number.isNaN(submitFirst)) (model.backend as WebGpuBackend).rec.submitFirst = submitFirst;
     const decode = await decodeSpeed(model, context, genLen);
     const bytes = model.bytesPerToken;
     const breakdown = backend === 'webgpu' && values['step-breakdown'] ? await stepBreakdown(model, context) : {};
@@ -231,6 +254,7 @@ for (const source of values.models!.split(',')) {
       prompt_tokens: promptLen,
       prefill_tok_s: +prefill.toFixed(2),
       context,
+      ...(Number.isNaN(submitFirst) ? {} : { submit_first: submitFirst }),
       decode_tok_s: +decode.tokS.toFixed(3),
       decode_p50_ms: decode.p50,
       decode_p90_ms: decode.p90,

@@ -42,12 +42,7 @@ export interface BindRange {
 export const SLOT = 256;
 /** Binding window of a dynamic-offset storage binding into the ring (e.g. embedding ids). */
 export const DYN_WINDOW = 64 * 1024;
-/**
- * Parameter ring size. Each wrap cost one 30–100 ms stall on the H100 (the largest token interval
- * fell at the wrap, step ≈ 62 of 14B and 1.8B decode, with 4 MiB; not with 32 MiB —
- * bench/NOTES.md, session 3), so the ring holds ≈ 500 decode steps of 14B.
- */
-const RING = 32 * 1024 * 1024;
+const RING = 4 * 1024 * 1024;
 const MAX_QUERIES = 4096;
 
 /** Marks a parameter as f32 (others are u32). */
