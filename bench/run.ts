@@ -31,6 +31,8 @@ const { values } = parseArgs({
     // WebGPU: decode once per value of Recorder.submitFirst (A/B in one process), e.g. 8,32
     'submit-first': { type: 'string', default: '' },
     'stall-trace': { type: 'string', default: '0' },
+    // WebGPU: decode with WebGpuOptions.pacedReadback off and on (A/B in one process), e.g. 0,1
+    paced: { type: 'string', default: '' },
     'int4-variant': { type: 'string' },
   },
 });
@@ -240,8 +242,11 @@ for (const source of values.models!.split(',')) {
   await model.forward(ids(promptLen, 1));
   const prefill = (promptLen * 1000) / (performance.now() - tp);
   const submitFirsts = values['submit-first'] ? values['submit-first'].split(',').map(Number) : [NaN];
-  for (const [context, submitFirst] of contexts.flatMap((c) => submitFirsts.map((sf) => [c, sf] as const))) {
+  const pacings = values.paced ? values.paced.split(',').map(Number) : [NaN];
+  const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.map((pr) => [c, sf, pr] as const)));
+  for (const [context, submitFirst, paced] of runs) {
     if (!Number.isNaN(submitFirst)) (model.backend as WebGpuBackend).rec.submitFirst = submitFirst;
+    if (!Number.isNaN(paced)) (model.backend as WebGpuBackend).rec.pacedReadback = paced === 1;
     const decode = await decodeSpeed(model, context, genLen);
     const bytes = model.bytesPerToken;
     const breakdown = backend === 'webgpu' && values['step-breakdown'] ? await stepBreakdown(model, context) : {};
@@ -255,6 +260,7 @@ for (const source of values.models!.split(',')) {
       prefill_tok_s: +prefill.toFixed(2),
       context,
       ...(Number.isNaN(submitFirst) ? {} : { submit_first: submitFirst }),
+      ...(Number.isNaN(paced) ? {} : { paced_readback: paced === 1 }),
       decode_tok_s: +decode.tokS.toFixed(3),
       decode_p50_ms: decode.p50,
       decode_p90_ms: decode.p90,

@@ -16,6 +16,7 @@ const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as numb
 describe.each([
   ['on the GPU', {}],
   ['in host memory', { hostEmbeddingBytes: 0 }],
+  ['in host memory, token readbacks paced', { hostEmbeddingBytes: 0, pacedReadback: true }],
 ])('webgpu, embedding table %s', (_, options) => {
   it('a generation stopped early and continued with prefix reuse equals one uninterrupted run', async () => {
     const model = await loadFixtureModel('qwen-tiny-int4', await testWebGpu(options));

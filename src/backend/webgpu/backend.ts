@@ -62,6 +62,14 @@ export interface WebGpuOptions {
    */
   hostEmbeddingBytes?: number;
   /**
+   * Experimental: wait for a decode token's readback only from shortly before the GPU is expected
+   * to finish it (a timer, from the measured latency of earlier tokens) instead of at once. Dawn
+   * in Node polls with setImmediate while a map is pending, which allocates ≈ 110 KB per ms of
+   * waiting; on the H100 the GC that follows paused decode for 10–36 ms every ≈ 50 tokens
+   * (bench/NOTES.md, session 3). Not yet measured on a GPU: default false.
+   */
+  pacedReadback?: boolean;
+  /**
    * Benchmarks: variant of the one-row int4 GEMV — comma-separated options of the grouped kernel
    * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per unit, 'GS<n>' = at most n unit slots per
    * workgroup, 'PF' = prefetch the next unit's weights (needs Q1, RB2), 'NOMATH' = loads only, a
@@ -240,6 +248,7 @@ export class WebGpuBackend implements Backend {
     this.rec = new Recorder(device, features.timestamps);
     this.rec.submitEvery = opts.submitEvery ?? 96;
     this.rec.submitFirst = opts.submitFirst ?? 8;
+    this.rec.pacedReadback = opts.pacedReadback ?? false;
     this.kernels = new KernelCache(device);
     const self = this;
     this.gemv = {
@@ -1097,7 +1106,7 @@ export class WebGpuBackend implements Backend {
     this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
     const k2 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } });
     this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: { buf: this.tokens, offset: at, size: 8 }, 2: { buf: cand, size: 8 * parts } }, [1]);
-    return new WToken(this, seq, at, this.rec.readLater(this.tokens, at, 4));
+    return new WToken(this, seq, at, this.rec.readLater(this.tokens, at, 4, true));
   }
 
   readToken(t: TokenRef): Promise<number> {

@@ -63,6 +63,8 @@ interface Deferred {
 /** A readback copy recorded but maybe not submitted yet (see readLater). */
 interface PendingRead {
   captured: boolean;
+  /** when its command buffer was submitted (performance.now()) */
+  queuedAt: number;
   queued: () => void;
   dropped: (e: Error) => void;
 }
@@ -89,6 +91,12 @@ export class Recorder {
   private firstError: Error | null = null;
   submits = 0;
   dispatches = 0;
+  /**
+   * Paced readbacks start their wait shortly before the data is expected instead of at once (see
+   * WebGpuOptions.pacedReadback); readbackLatency is the running estimate in ms.
+   */
+  pacedReadback = false;
+  private readbackLatency = 0;
   /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
   drainMs = 0;
   /** Benchmarks: when set, every timed region pass's GPU begin/end (ns) is appended here. */
@@ -493,8 +501,10 @@ export class Recorder {
   /**
    * Records a copy of `bytes` from src into a mappable buffer without submitting; the returned
    * function (call it once) submits if the copy is still unsubmitted, then waits for the bytes.
+   * `paced`: one of a series of like readbacks (decode tokens), whose wait may start late (see
+   * pacedReadback).
    */
-  readLater(src: GBuf, offset: number, bytes: number): () => Promise<ArrayBuffer> {
+  readLater(src: GBuf, offset: number, bytes: number, paced = false): () => Promise<ArrayBuffer> {
     this.checkErrors();
     const rb = this.takeReadback(bytes);
     this.endPass();
@@ -503,7 +513,15 @@ export class Recorder {
     this.commands++;
     let pending!: PendingRead;
     const inQueue = new Promise<void>((queued, dropped) => {
-      pending = { captured: false, queued, dropped };
+      pending = {
+        captured: false,
+        queuedAt: 0,
+        queued: () => {
+          pending.queuedAt = performance.now();
+          queued();
+        },
+        dropped,
+      };
     });
     inQueue.catch(() => undefined); // observed below; no unhandled rejection if never read
     this.encoderReads.push(pending);
@@ -514,7 +532,11 @@ export class Recorder {
       }
       try {
         await inQueue;
+        const pace = paced && this.pacedReadback;
+        if (pace) await this.pace(pending.queuedAt);
+        const asked = performance.now();
         await rb.mapAsync(MAP_READ, 0, bytes);
+        if (pace) this.learnLatency(pending.queuedAt, asked, performance.now());
       } catch (e) {
         this.checkAlive();
         throw new BackendError(`webgpu: readback failed: ${(e as Error).message}`, { cause: e });
@@ -525,6 +547,23 @@ export class Recorder {
       this.checkErrors();
       return out;
     };
+  }
+
+  /** Paced readback: waits (on a timer) until shortly before the data is expected. */
+  private async pace(queuedAt: number): Promise<void> {
+    const wait = queuedAt + 0.9 * this.readbackLatency - 0.5 - performance.now();
+    if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait)));
+  }
+
+  /**
+   * A readback that was still pending when asked for measures the latency from its submit (one
+   * far above the estimate, e.g. the first token after a long prefill, is not a decode step and
+   * is ignored); one that was ready at once only bounds it from above: the estimate shrinks.
+   */
+  private learnLatency(queuedAt: number, asked: number, done: number): void {
+    const sample = done - queuedAt;
+    if (done - asked <= 0.3) this.readbackLatency *= 0.8;
+    else if (this.readbackLatency > 0 ? sample < 4 * this.readbackLatency : sample < 100) this.readbackLatency = sample;
   }
 
   async flush(): Promise<void> {
