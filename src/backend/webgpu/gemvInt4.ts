@@ -50,6 +50,8 @@ const TOKENS = new Set(['Q1', 'RB2', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2']
  * Unknown tokens are rejected (a typo would otherwise benchmark the default silently).
  */
 export class Int4Variant {
+  /** the kernels compiled for this variant, by a numeric key of slots and fusions (hot path) */
+  readonly kernels = new Map<number, Kernel>();
   /** the per-row-table kernel instead of the grouped one */
   readonly rowTable: boolean;
   /** 4 columns per thread (the dual w1+w2 kernel needs it) */
@@ -151,13 +153,24 @@ export function pairable(variant: Int4Variant, a: HeldGemv, out: GBuf, x: GBuf, 
   );
 }
 
+/** The variant's kernel for `key` (it must determine the spec), without building a string key per dispatch. */
+function variantKernel(ctx: GemvContext, key: number, spec: () => KernelSpec): Kernel {
+  const memo = ctx.variant.kernels;
+  let k = memo.get(key);
+  if (!k) {
+    k = ctx.kernel(`gemv4|${ctx.variant.text}|${key}`, spec);
+    memo.set(key, k);
+  }
+  return k;
+}
+
 /** y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (entry `dual`). */
 export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
   const norm = a.norm;
   const vr = ctx.variant;
   const GS = unitSlots(ctx, a.w, 4, vr.dualRows, 2, vr.dualSlotCap, !!norm);
   // every define the kernel gets is in the key: the dual defines follow the variant text
-  const kern = ctx.kernel(`gemv4dual|${GS}|${norm ? 1 : 0}|${vr.text}`, () => ({
+  const kern = variantKernel(ctx, -(2 * GS + (norm ? 1 : 0)) - 1, () => ({
     file: 'gemv_int4',
     entry: 'dual',
     defines: ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...vr.dualDefines],
@@ -171,7 +184,7 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
   const bufs: Record<number, BindRange> = { 1: { buf: a.out }, 2: { buf: c1.qw }, 3: { buf: c1.sz }, 8: { buf: c2.qw }, 9: { buf: c2.sz }, 10: { buf: b.out } };
   if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
   else bufs[5] = { buf: a.x };
-  ctx.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}`);
+  ctx.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}` : undefined);
 }
 
 /** One-row int4 GEMV over uniform groups (entry `grouped`); with `sw`, also sw[c] = sw[c] · silu(out[c]). */
@@ -181,7 +194,7 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
   // PF / PF2 (prefetch) need whole 2-row units
   const pf = vr.pf && w.rowsPerGroup % 2 === 0;
   const GS = unitSlots(ctx, w, vr.q1 ? 4 : 2, vr.rb2 ? 2 : 4, 1, 0, !!norm);
-  const kern = ctx.kernel(`gemv4|${GS}|${sw ? 1 : 0}|${norm ? 1 : 0}|${resid ? 1 : 0}|${pf ? 1 : 0}|${vr.text}`, () => {
+  const kern = variantKernel(ctx, 16 * GS + (sw ? 1 : 0) + (norm ? 2 : 0) + (resid ? 4 : 0) + (pf ? 8 : 0), () => {
     const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
     const defines = ['GROUPED', ...vr.defines];
     if (pf) defines.push('PF');
@@ -207,7 +220,8 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
   const K = w.inFeatures;
   const N = w.outFeatures;
   const bias = w.bias ?? ctx.dummy;
-  const label = `${norm ? 'rmsnorm+' : ''}gemv_int4${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}`;
+  // labels name the fusions in per-kernel profiles; built only while profiling (hot path)
+  const label = ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}` : undefined;
   for (const c of w.chunks) {
     const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 6: { buf: bias } };
     if (sw) bufs[7] = { buf: sw };

@@ -68,7 +68,7 @@ export class KernelCache {
       compute: { module, entryPoint: spec.entry },
       label,
     });
-    k = { id: this.nextId++, label, pipeline, layout, bindings };
+    k = { id: this.nextId++, label, pipeline, layout, bindings, slots: [...bindings.keys()], kinds: [...bindings.values()] };
     this.cache.set(key, k);
     return k;
   }

@@ -30,6 +30,9 @@ export interface Kernel {
   readonly layout: GPUBindGroupLayout;
   /** binding number → kind, binding 0 excluded; 'rd' = read-only storage with a dynamic offset */
   readonly bindings: ReadonlyMap<number, BindKind>;
+  /** the same as two arrays in binding order (iterated per dispatch without allocating) */
+  readonly slots: readonly number[];
+  readonly kinds: readonly BindKind[];
 }
 
 export interface BindRange {
@@ -44,6 +47,7 @@ export const SLOT = 256;
 export const DYN_WINDOW = 64 * 1024;
 const RING = 4 * 1024 * 1024;
 const MAX_QUERIES = 4096;
+const NO_OFFSETS: readonly number[] = [];
 
 /** Marks a parameter as f32 (others are u32). */
 export class F32 {
@@ -111,6 +115,7 @@ export class Recorder {
   submitFirst = 0;
   /** Commands due before the next submit (see submitFirst). */
   private chunkLimit = 0;
+  private readonly paramOffset = [0];
   /** Queue operations held back behind a block() entry whose write is not known yet, in order. */
   private deferred: Deferred[] = [];
   /** Readbacks whose copy is in the open encoder: told when that command buffer is submitted. */
@@ -132,6 +137,11 @@ export class Recorder {
       const err = (ev as GPUUncapturedErrorEvent).error;
       if (!this.firstError) this.firstError = new BackendError(`webgpu: ${err.message}`);
     });
+  }
+
+  /** Whether dispatches are timed one by one (labels matter only then). */
+  get profilingOn(): boolean {
+    return this.profiling;
   }
 
   checkAlive(): void {
@@ -317,8 +327,10 @@ export class Recorder {
     // the key is built without allocating entries: a hit (every dispatch after the first step)
     // costs one string and one map lookup
     let key = `${k.id}`;
-    for (const [binding, kind] of k.bindings) {
-      if (kind === 'rd') {
+    const slots = k.slots;
+    for (let i = 0; i < slots.length; i++) {
+      const binding = slots[i];
+      if (k.kinds[i] === 'rd') {
         key += '|r';
         continue;
       }
@@ -355,7 +367,7 @@ export class Recorder {
    * Records one dispatch. `groups` may exceed maxComputeWorkgroupsPerDimension in x: it is folded
    * into x·y (kernels flatten with num_workgroups). `dyn` = byte offsets of 'rd' bindings.
    */
-  dispatch(k: Kernel, params: readonly Param[], bufs: Record<number, BindRange>, groups: [number, number?, number?], dyn: number[] = [], label = k.label): void {
+  dispatch(k: Kernel, params: readonly Param[], bufs: Record<number, BindRange>, groups: [number, number?, number?], dyn: readonly number[] = NO_OFFSETS, label: string = k.label): void {
     const at = this.params(params);
     const bg = this.bindGroup(k, bufs);
     let [x, y = 1, z = 1] = groups;
@@ -385,7 +397,12 @@ export class Recorder {
       this.lastPipeline = k.pipeline;
       this.lastPass = pass;
     }
-    pass.setBindGroup(0, bg, dyn.length ? [at, ...dyn] : [at]);
+    // (the offsets are copied by the call: one array serves every dispatch without extra offsets)
+    if (dyn.length) pass.setBindGroup(0, bg, [at, ...dyn]);
+    else {
+      this.paramOffset[0] = at;
+      pass.setBindGroup(0, bg, this.paramOffset);
+    }
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiling) this.endPass();
     this.commands++;
