@@ -211,6 +211,25 @@ describe('webgpu: activations and element-wise ops', () => {
       expect(await Promise.all(refs.map((t) => b.readToken(t))), b === hostEmb ? 'host table' : 'device table').toEqual(want);
       expect(await b.read(x, 0, dim)).toEqual(rowOf(want[2]));
     }
+    // while a step waits for its token row (host table), host writes and reads keep their order
+    // with the held-back work: a write before a copy is seen by it, one after it is not
+    {
+      const e = await hostEmb.uploadEmbedding(src, at);
+      const l = put(hostEmb, Float32Array.from({ length: rows }, (_, i) => (i === 77 ? 5 : 0)));
+      const x = hostEmb.alloc(dim, at);
+      const a = hostEmb.alloc(dim, at);
+      const c = hostEmb.alloc(dim, at);
+      const t = hostEmb.argmaxToken(l, 0, rows);
+      hostEmb.embedToken(x, e, t); // held: the row of token 77 comes when the id is read back
+      hostEmb.write(a, Float32Array.from({ length: dim }, () => 1));
+      hostEmb.copy(c, 0, a, 0, dim); // sees the write above
+      hostEmb.write(a, Float32Array.from({ length: dim }, () => 2)); // after the copy
+      const [gotX, gotC, gotA] = await Promise.all([hostEmb.read(x, 0, dim), hostEmb.read(c, 0, dim), hostEmb.read(a, 0, dim)]);
+      expect(gotX).toEqual(rowOf(77));
+      expect(gotC).toEqual(new Float32Array(dim).fill(1));
+      expect(gotA).toEqual(new Float32Array(dim).fill(2));
+      expect(await hostEmb.readToken(t)).toBe(77);
+    }
     // no candidate (NaN is never selected) gives index 0, a usable row; −∞ is a candidate
     const bad = new Float32Array(50).fill(NaN);
     for (const b of [gpu, hostEmb]) {
