@@ -9,17 +9,21 @@ import { openCheckpoint, type Checkpoint } from '../../src/io/checkpoint.js';
 import type { FileSource, TensorSource } from '../../src/io/source.js';
 import { BF16_DIR, INT4_DIR, catchError, manifest, memorySource, safetensorsBytes, splitSafetensors } from './helpers.js';
 
-const opened: Checkpoint[] = [];
+// every directory source is closed at the end, also when opening it failed (as load() does)
+const sources: FileSource[] = [];
 const tmpDirs: string[] = [];
 afterAll(async () => {
-  await Promise.all(opened.map((c) => c.close()));
+  await Promise.all(sources.map((s) => s.close?.()));
   for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function openDir(dir: string, opts?: Parameters<typeof openCheckpoint>[1]) {
-  const ck = await openCheckpoint(nodeFileSource(dir), opts);
-  opened.push(ck);
-  return ck;
+function tracked<S extends FileSource>(src: S): S {
+  sources.push(src);
+  return src;
+}
+
+async function openDir(dir: string, opts?: Parameters<typeof openCheckpoint>[1]): Promise<Checkpoint> {
+  return openCheckpoint(tracked(nodeFileSource(dir)), opts);
 }
 
 /** Reads a whole tensor in uneven pieces (exercises offsets and piece boundaries). */
@@ -191,7 +195,7 @@ describe('sharded checkpoints', () => {
     const e = await catchError(openDir(dir));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/weight_map\["lm_head\.weight"\] must be a shard file name inside the checkpoint/);
-    const src = memorySource({ 'model.safetensors.index.json': '{"metadata":{}}' }, nodeFileSource(INT4_DIR));
+    const src = tracked(memorySource({ 'model.safetensors.index.json': '{"metadata":{}}' }, nodeFileSource(INT4_DIR)));
     await expect(openCheckpoint(src)).rejects.toThrow(/"weight_map" must be an object/);
   });
 });
@@ -200,7 +204,7 @@ describe('sharded checkpoints', () => {
 function editedBf16(edit: (h: Record<string, any>) => void): FileSource {
   const { header, data } = splitSafetensors(new Uint8Array(readFileSync(join(BF16_DIR, 'model.safetensors'))));
   edit(header);
-  return memorySource({ 'model.safetensors': safetensorsBytes(header, data) }, nodeFileSource(BF16_DIR), 'edited-bf16');
+  return tracked(memorySource({ 'model.safetensors': safetensorsBytes(header, data) }, nodeFileSource(BF16_DIR), 'edited-bf16'));
 }
 
 describe('checkpoint validation against config.json', () => {
@@ -225,7 +229,7 @@ describe('checkpoint validation against config.json', () => {
   });
 
   it('explains a quantization mismatch between config and weights', async () => {
-    const src = memorySource({ 'config.json': readFileSync(join(BF16_DIR, 'config.json')), 'quantize_config.json': readFileSync(join(INT4_DIR, 'quantize_config.json')) }, nodeFileSource(BF16_DIR));
+    const src = tracked(memorySource({ 'config.json': readFileSync(join(BF16_DIR, 'config.json')), 'quantize_config.json': readFileSync(join(INT4_DIR, 'quantize_config.json')) }, nodeFileSource(BF16_DIR)));
     const e = await catchError(openCheckpoint(src));
     expect(e).toBeInstanceOf(CheckpointError);
     expect(e.message).toMatch(/missing tensor "transformer\.h\.0\.attn\.c_attn\.qweight".*not GPTQ-packed/);

@@ -30,6 +30,8 @@ export function memorySource(files: Record<string, Uint8Array | string>, fallbac
       if (offset + dst.length > b.length) throw new Error(`short read of ${name}`);
       dst.set(b.subarray(offset, offset + dst.length));
     },
+    // closes the fallback's open files
+    close: async () => fallback?.close?.(),
   };
 }
 
