@@ -72,9 +72,12 @@ export interface WebGpuOptions {
   /**
    * Benchmarks: variant of the one-row int4 GEMV — comma-separated options of the grouped kernel
    * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per unit, 'GS<n>' = at most n unit slots per
-   * workgroup, 'PF' = prefetch the next unit's weights (needs Q1, RB2), 'NOMATH' = loads only, a
+   * workgroup, 'PF' = prefetch the next unit's weights (needs Q1, RB2), 'PF2' = two units ahead,
+   * 'EL' = the first unit's loads before the fused RMSNorm prologue, 'DPF' / 'DRB2' / 'DGS<n>' =
+   * prefetch, 2-row units and the slot cap of the dual kernel, 'NOMATH' = loads only, a
    * diagnostic) or 'rowtable' (the per-row kernel); '' = 8 columns per thread, 4 rows per unit.
-   * The w1+w2 dual kernel runs whenever 'Q1' is set. Default 'Q1,RB2,GS64,PF'.
+   * Unknown tokens are refused (Int4Variant in gemvInt4.ts). The w1+w2 dual kernel runs whenever
+   * 'Q1' is set. Default 'Q1,RB2,GS64,PF' (the others measured no faster on the H100, NOTES).
    */
   int4Variant?: string;
 }
