@@ -598,10 +598,10 @@ export class WebGpuBackend implements Backend {
     const vb = (v.buf as WBuf).g;
     const params = [rows, s.width, slot, k.stride, k.offset, v.stride, v.offset, s.headDim, s.heads, 0, 0, 0];
     if (s.quant === 'f32') {
-      const kern = this.k({ file: 'kv', entry: 'main', defines: ['F32'], bindings: { 1: 'w', 2: 'w', 3: 'r', 6: 'r' } });
+      const kern = this.hk('kv|F32', () => ({ file: 'kv', entry: 'main', defines: ['F32'], bindings: { 1: 'w', 2: 'w', 3: 'r', 6: 'r' } }));
       this.rec.dispatch(kern, params, { 1: { buf: s.k }, 2: { buf: s.v }, 3: { buf: kb }, 6: { buf: vb } }, [Math.ceil((rows * s.width) / 256)]);
     } else {
-      const kern = this.k({ file: 'kv', entry: 'main', defines: ['I8'], bindings: { 1: 'w', 2: 'w', 3: 'r', 4: 'w', 5: 'w', 6: 'r' } });
+      const kern = this.hk('kv|I8', () => ({ file: 'kv', entry: 'main', defines: ['I8'], bindings: { 1: 'w', 2: 'w', 3: 'r', 4: 'w', 5: 'w', 6: 'r' } }));
       this.rec.dispatch(kern, params, { 1: { buf: s.k }, 2: { buf: s.v }, 3: { buf: kb }, 4: { buf: s.km! }, 5: { buf: s.vm! }, 6: { buf: vb } }, [rows, s.heads, 2]);
     }
   }
@@ -681,7 +681,7 @@ export class WebGpuBackend implements Backend {
     const o = out as WBuf;
     const tk = this.ownToken(token, 'embedToken');
     if (t.dim > o.length) throw new ArgumentError(`embedToken: ${t.dim} values exceed the output buffer (${o.length})`);
-    const kern = this.k({ file: 'embed', entry: 'main', defines: [t.enc], bindings: { 1: 'w', 2: 'r', 3: 'r' } });
+    const kern = this.hk(`embedTok|${t.enc}`, () => ({ file: 'embed', entry: 'main', defines: [t.enc], bindings: { 1: 'w', 2: 'r', 3: 'r' } }));
     const groups: [number] = [Math.ceil(t.dim / 256)];
     if (!t.host) {
       // the id never leaves the GPU: the gather reads it where argmax wrote it
@@ -723,7 +723,7 @@ export class WebGpuBackend implements Backend {
     for (let i = 0; i < rows; i++) {
       if (!(ids[i] >= 0 && ids[i] < t.rows)) throw new ArgumentError(`embed: token id ${ids[i]} outside the vocabulary (0..${t.rows - 1})`);
     }
-    const kern = this.k({ file: 'embed', entry: 'main', defines: [t.enc], bindings: { 1: 'w', 2: 'r', 3: 'rd' } });
+    const kern = this.hk(`embed|${t.enc}`, () => ({ file: 'embed', entry: 'main', defines: [t.enc], bindings: { 1: 'w', 2: 'r', 3: 'rd' } }));
     const maxRows = 16384;
     if (t.host) {
       // gather the rows on the host, upload them (queue-ordered after everything recorded so far)
@@ -889,12 +889,12 @@ export class WebGpuBackend implements Backend {
       const vec = d.enc === 'F32' ? K % 4 === 0 : K % 8 === 0;
       // short rows: one thread per row (no reduction); long rows: 64 threads per row
       const rowLoop = d.wpr <= 256;
-      const kern = this.k({
+      const kern = this.hk(`gemvd|${d.enc}|${rowLoop ? 1 : 0}|${vec ? 1 : 0}`, () => ({
         file: 'gemv_dense',
         entry: rowLoop ? 'rowloop' : 'main',
         defines: vec ? [d.enc, 'VEC'] : [d.enc],
         bindings: { 1: 'w', 2: 'r', 3: 'r', 4: 'r' },
-      });
+      }));
       for (const c of d.chunks) {
         this.rec.dispatch(
           kern,
@@ -902,7 +902,7 @@ export class WebGpuBackend implements Backend {
           { 1: { buf: o.g }, 2: { buf: c.g }, 3: { buf: xi }, 4: { buf: biasBuf } },
           [Math.ceil(c.rows / (rowLoop ? 64 : 4))],
           [],
-          `gemv_${d.enc.toLowerCase()} ${K}x${N}`,
+          this.rec.profilingOn ? `gemv_${d.enc.toLowerCase()} ${K}x${N}` : undefined,
         );
       }
     } else {
@@ -1089,9 +1089,9 @@ export class WebGpuBackend implements Backend {
     const { parts, chunk } = this.selectParts(n);
     const cand = this.scratchBuf('select candidates', 8 * parts);
     const res = this.scratchBuf('select result', 8);
-    const k1 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX'], bindings: { 1: 'w', 2: 'r' } });
+    const k1 = this.hk('argmax', () => ({ file: 'select', entry: 'argmax', defines: ['ARGMAX'], bindings: { 1: 'w', 2: 'r' } }));
     this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
-    const k2 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } });
+    const k2 = this.hk('argmax|final', () => ({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } }));
     this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: { buf: res }, 2: { buf: cand, size: 8 * parts } }, [1]);
     return new Uint32Array(await this.rec.readBytes(res, 0, 4))[0];
   }
@@ -1105,9 +1105,9 @@ export class WebGpuBackend implements Backend {
     const seq = this.tokenSeq++;
     const at = (seq % TOKEN_SLOTS) * SLOT;
     this.tokens ??= this.buffer(TOKEN_SLOTS * SLOT, 'device tokens', 'act');
-    const k1 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX'], bindings: { 1: 'w', 2: 'r' } });
+    const k1 = this.hk('argmax', () => ({ file: 'select', entry: 'argmax', defines: ['ARGMAX'], bindings: { 1: 'w', 2: 'r' } }));
     this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
-    const k2 = this.k({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } });
+    const k2 = this.hk('argmax|final', () => ({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } }));
     this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: { buf: this.tokens, offset: at, size: 8 }, 2: { buf: cand, size: 8 * parts } }, [1]);
     return new WToken(this, seq, at, this.rec.readLater(this.tokens, at, 4, true));
   }
