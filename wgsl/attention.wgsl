@@ -7,6 +7,8 @@
 //     slots, head) writes (max, sum, o[HD]); the combine pass merges the chunks per head. With
 //     SINGLE (the cache fits one chunk) decode_part writes the output itself: one dispatch.
 //   prefill: 16 query rows × 16 keys per step, online softmax in workgroup memory.
+//   LANES4 (int8 keys, HD a multiple of 64; WebGpuOptions.attnKeyLanes = 4): decode scores with
+//     4 lanes per slot reading the key row as vec4<u32> words instead of a lane per slot.
 const HD: u32 = {{HD}}u;
 const HD4: u32 = HD / 4u;
 const CH: u32 = 64u;           // slots per decode workgroup (64 threads)
@@ -32,14 +34,23 @@ fn vv4(slot: u32, h: u32, d4: u32) -> vec4f { return V[slot * (p.width / 4u) + h
 fn ks(slot: u32, h: u32, d: u32) -> f32 { return K[slot * (p.width / 4u) + h * HD4 + d / 4u][d & 3u]; }
 fn vs(slot: u32, h: u32, d: u32) -> f32 { return V[slot * (p.width / 4u) + h * HD4 + d / 4u][d & 3u]; }
 //#else
+//#if LANES4
+// keys read as vec4<u32> (16 bytes) by the 4-lanes-per-slot score pass of decode_part
+@group(0) @binding(5) var<storage, read> K: array<vec4<u32>>;
+fn kword(i: u32) -> u32 { return K[i >> 2u][i & 3u]; }
+//#else
 @group(0) @binding(5) var<storage, read> K: array<u32>;
+fn kword(i: u32) -> u32 { return K[i]; }
+//#endif
 @group(0) @binding(6) var<storage, read> V: array<u32>;
 @group(0) @binding(7) var<storage, read> KM: array<vec2f>;
 @group(0) @binding(8) var<storage, read> VM: array<vec2f>;
-fn kv4(slot: u32, h: u32, d4: u32) -> vec4f {
-  let w = K[slot * (p.width / 4u) + h * HD4 + d4];
-  let m = KM[slot * p.heads + h];
+// 4 int8 codes of word w as values: lo + q·scale (m = (lo, scale))
+fn deq8(w: u32, m: vec2f) -> vec4f {
   return m.x + vec4f(f32(w & 255u), f32((w >> 8u) & 255u), f32((w >> 16u) & 255u), f32(w >> 24u)) * m.y;
+}
+fn kv4(slot: u32, h: u32, d4: u32) -> vec4f {
+  return deq8(kword(slot * (p.width / 4u) + h * HD4 + d4), KM[slot * p.heads + h]);
 }
 fn vv4(slot: u32, h: u32, d4: u32) -> vec4f {
   let w = V[slot * (p.width / 4u) + h * HD4 + d4];
@@ -47,7 +58,7 @@ fn vv4(slot: u32, h: u32, d4: u32) -> vec4f {
   return m.x + vec4f(f32(w & 255u), f32((w >> 8u) & 255u), f32((w >> 16u) & 255u), f32(w >> 24u)) * m.y;
 }
 fn ks(slot: u32, h: u32, d: u32) -> f32 {
-  let w = K[slot * (p.width / 4u) + h * HD4 + d / 4u];
+  let w = kword(slot * (p.width / 4u) + h * HD4 + d / 4u);
   let m = KM[slot * p.heads + h];
   return m.x + f32((w >> (8u * (d & 3u))) & 255u) * m.y;
 }
@@ -69,6 +80,10 @@ var<workgroup> qv: array<vec4f, HD4>;
 var<workgroup> sc: array<f32, CH>;
 var<workgroup> red: array<f32, 64>;
 var<workgroup> ov: array<vec4f, 64>;
+//#if LANES4
+var<workgroup> q4: array<f32, 64>;
+var<workgroup> s4: array<f32, CH>;
+//#endif
 
 // one workgroup per (chunk of 64 slots, head): thread l scores slot l, then the P·V pass runs
 // lanes over (dim quad, slot group) so V is read as coalesced vec4 rows
@@ -85,6 +100,31 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let s0 = c * CH;
   let slot = s0 + l;
   var s = NEG;
+//#if LANES4
+  // int8 keys, 4 lanes per slot (HD a multiple of 64): lane ln reads a quarter of the slot's key
+  // row as vec4<u32> words, so a quad reads the row contiguously; 16 slots per pass, the quad's
+  // four partial dots summed in workgroup memory
+  let ln = l & 3u;
+  for (var ps = 0u; ps < CH; ps += 16u) {
+    let sl = ps + (l >> 2u);
+    let sk = s0 + sl;
+    var a = 0.0;
+    if (sk < p.kvLen) {
+      let m = KM[sk * p.heads + h];
+      let wb = (sk * (p.width / 4u) + h * HD4) / 4u + ln * (HD4 / 16u);
+      for (var j = 0u; j < HD4 / 16u; j++) {
+        let w = K[wb + j];
+        let d4 = 4u * (ln * (HD4 / 16u) + j);
+        a += (dot(qv[d4], deq8(w.x, m)) + dot(qv[d4 + 1u], deq8(w.y, m))) + (dot(qv[d4 + 2u], deq8(w.z, m)) + dot(qv[d4 + 3u], deq8(w.w, m)));
+      }
+    }
+    q4[l] = a;
+    workgroupBarrier();
+    if (ln == 0u) { s4[sl] = (q4[l] + q4[l + 1u]) + (q4[l + 2u] + q4[l + 3u]); }
+    workgroupBarrier();
+  }
+  if (slot < p.kvLen) { s = s4[l]; }
+//#else
   if (slot < p.kvLen) {
     var a = vec4f(0.0);
     var d4 = 0u;
@@ -98,6 +138,7 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     for (; d4 < HD4; d4++) { a.x += dot(qv[d4], kv4(slot, h, d4)); }
     s = (a.x + a.y) + (a.z + a.w);
   }
+//#endif
   red[l] = s;
   workgroupBarrier();
   for (var k = 32u; k > 0u; k >>= 1u) {

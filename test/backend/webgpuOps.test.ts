@@ -696,6 +696,42 @@ describe('webgpu: rope, KV cache and attention', () => {
     });
   }
 
+  it('decode attention over an int8 cache with 4 lanes per key (attnKeyLanes) equals the reference, one and several chunks', async () => {
+    for (const hd of [128, 64]) {
+      const heads = 3;
+      const W = heads * hd;
+      const slots = 150; // chunks of 64: 1, 2 and 3 chunks as kvLen grows
+      const qkv = randoms(slots * 3 * W, 15, 1.5);
+      const run = async (b: Backend) => {
+        const kv = b.kvCreate(slots, heads, hd, 'int8', at);
+        const buf = put(b, qkv);
+        b.kvWrite(kv, { buf, stride: 3 * W, offset: W }, { buf, stride: 3 * W, offset: 2 * W }, slots, 0);
+        const o = b.alloc(W, at);
+        const outs: number[] = [];
+        for (const kvLen of [1, 63, 64, 65, 129, 150]) {
+          const r = kvLen - 1;
+          b.attention(o, { buf, stride: 3 * W, offset: r * 3 * W }, kv, { rows: 1, heads, headDim: hd, kvLen, pos0: r, scale: 1 / Math.sqrt(hd), lognSeqLength: 100 });
+          outs.push(...(await b.read(o, 0, W)));
+        }
+        b.kvFree(kv);
+        return Float32Array.from(outs);
+      };
+      const want = await run(ref);
+      const one = await run(gpu);
+      gpu.attnKeyLanes = 4;
+      try {
+        const four = await run(gpu);
+        // int8: the GPU and the reference may round a value to adjacent codes (f32 vs f64 quotient)
+        expect(relErr(one, want), `hd ${hd}, 1 lane`).toBeLessThan(2e-3);
+        expect(relErr(four, want), `hd ${hd}, 4 lanes`).toBeLessThan(2e-3);
+        // the same codes on both GPU paths: only the summation order differs
+        expect(relErr(four, one), `hd ${hd}, 4 lanes vs 1`).toBeLessThan(2e-6);
+      } finally {
+        gpu.attnKeyLanes = 1;
+      }
+    }
+  });
+
   for (const quant of ['f32', 'int8'] as KVQuant[]) {
     it(`rope of q and k then kvWrite of k (fused on the GPU) equals the separate ops (${quant}, prefill and decode rows)`, async () => {
       const heads = 3;

@@ -70,6 +70,12 @@ export interface WebGpuOptions {
    */
   pacedReadback?: boolean;
   /**
+   * Experimental: decode attention over an int8 cache scores each slot with 4 lanes reading the
+   * key row as 16-byte words (4) instead of one lane per slot (1, default): fewer, coalesced key
+   * loads. Heads of a multiple of 64 dims only; the others always use 1. Not yet measured on a GPU.
+   */
+  attnKeyLanes?: 1 | 4;
+  /**
    * Benchmarks: variant of the one-row int4 GEMV — comma-separated options of the grouped kernel
    * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per unit, 'GS<n>' = at most n unit slots per
    * workgroup, 'PF' = prefetch the next unit's weights (needs Q1, RB2), 'PF2' = two units ahead,
@@ -233,6 +239,8 @@ export class WebGpuBackend implements Backend {
   /** argmaxToken results (TOKEN_SLOTS slots) and how many argmaxToken calls there were */
   private tokens: GBuf | null = null;
   private tokenSeq = 0;
+  /** see WebGpuOptions.attnKeyLanes (settable for benchmarks) */
+  attnKeyLanes: 1 | 4;
   /** see WebGpuOptions.int4Variant (parsed once; settable for benchmarks) */
   private variant: Int4Variant;
   get int4Variant(): string {
@@ -252,6 +260,7 @@ export class WebGpuBackend implements Backend {
     this.rec.submitEvery = opts.submitEvery ?? 96;
     this.rec.submitFirst = opts.submitFirst ?? 8;
     this.rec.pacedReadback = opts.pacedReadback ?? false;
+    this.attnKeyLanes = opts.attnKeyLanes ?? 1;
     this.kernels = new KernelCache(device);
     const self = this;
     this.gemv = {
@@ -1009,17 +1018,19 @@ export class WebGpuBackend implements Backend {
     }
     const base = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg } };
     if (p.rows === 1) {
+      const lanes4 = this.attnKeyLanes === 4 && kvDef === 'I8' && HD % 64 === 0;
+      const decodeDefs = lanes4 ? [kvDef, 'LANES4'] : [kvDef];
       const nChunks = Math.ceil(p.kvLen / ATT_CHUNK);
       if (nChunks > 1024) throw new ArgumentError(`attention: kvLen ${p.kvLen} exceeds ${1024 * ATT_CHUNK} slots on WebGPU`);
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
-        const k0 = this.hk(`att1|${kvDef}|${HD}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', kvDef], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds } }));
+        const k0 = this.hk(`att1|${kvDef}|${HD}|${lanes4 ? 4 : 1}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds } }));
         this.rec.dispatch(k0, params, { ...base, ...kvBind }, [1, p.heads]);
         return;
       }
       const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
-      const k1 = this.hk(`attp|${kvDef}|${HD}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', kvDef], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds } }));
+      const k1 = this.hk(`attp|${kvDef}|${HD}|${lanes4 ? 4 : 1}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds } }));
       this.rec.dispatch(k1, params, { ...base, 4: { buf: part }, ...kvBind }, [nChunks, p.heads]);
       const k2 = this.hk(`attc|${HD}`, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
       this.rec.dispatch(k2, params, { 1: { buf: o.g }, 4: { buf: part } }, [p.heads]);
