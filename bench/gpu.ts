@@ -449,12 +449,18 @@ async function kernels(b: WebGpuBackend, shape: Shape): Promise<void> {
   const H = shape.hidden;
   const I = shape.mlp;
   await probe(b, quick ? 16 << 20 : 1 << 30);
-  for (const [label, K, N] of [
-    ['int4 gemv c_attn', H, 3 * H],
-    ['int4 gemv attn.c_proj', H, H],
-    ['int4 gemv w1/w2', H, I],
-    ['int4 gemv mlp.c_proj', I, H],
-  ] as const) {
+  // --gemv-shapes 5120x153600,512x512: other int4 shapes (large ones show a kernel's steady-state
+  // rate without the per-dispatch ramp-up and drain; tiny ones show that fixed cost)
+  const custom = opt('gemv-shapes', '').split(',').filter(Boolean).map((s) => s.split('x').map(Number) as [number, number]);
+  const shapes: (readonly [string, number, number])[] = custom.length > 0
+    ? custom.map(([K, N]) => [`int4 gemv ${K}x${N}`, K, N] as const)
+    : [
+        ['int4 gemv c_attn', H, 3 * H],
+        ['int4 gemv attn.c_proj', H, H],
+        ['int4 gemv w1/w2', H, I],
+        ['int4 gemv mlp.c_proj', I, H],
+      ];
+  for (const [label, K, N] of shapes) {
     await gemv(b, label, gptqSource(label, K, N), quick ? 1 : 4);
   }
   if (!flag('skip-lm-head')) await gemv(b, 'f16 gemv lm_head', denseSource('lm_head', H, shape.vocab), 1);

@@ -45,17 +45,22 @@ fn kword(i: u32) -> u32 { return K[i]; }
 @group(0) @binding(6) var<storage, read> V: array<u32>;
 @group(0) @binding(7) var<storage, read> KM: array<vec2f>;
 @group(0) @binding(8) var<storage, read> VM: array<vec2f>;
+// the 4 byte codes of w as floats: a byte or'ed into the mantissa of 2^23 (bits 0..7) or 2^15
+// (bits 8..15) is that power plus the code exactly; int-to-float conversions run at a quarter rate
+fn codes4(w: u32) -> vec4f {
+  let t = w >> 16u;
+  let e = vec4u(w & 0xffu, w & 0xff00u, t & 0xffu, t & 0xff00u) | vec4u(0x4b000000u, 0x47000000u, 0x4b000000u, 0x47000000u);
+  return bitcast<vec4f>(e) - vec4f(8388608.0, 32768.0, 8388608.0, 32768.0);
+}
 // 4 int8 codes of word w as values: lo + q·scale (m = (lo, scale))
 fn deq8(w: u32, m: vec2f) -> vec4f {
-  return m.x + vec4f(f32(w & 255u), f32((w >> 8u) & 255u), f32((w >> 16u) & 255u), f32(w >> 24u)) * m.y;
+  return m.x + codes4(w) * m.y;
 }
 fn kv4(slot: u32, h: u32, d4: u32) -> vec4f {
   return deq8(kword(slot * (p.width / 4u) + h * HD4 + d4), KM[slot * p.heads + h]);
 }
 fn vv4(slot: u32, h: u32, d4: u32) -> vec4f {
-  let w = V[slot * (p.width / 4u) + h * HD4 + d4];
-  let m = VM[slot * p.heads + h];
-  return m.x + vec4f(f32(w & 255u), f32((w >> 8u) & 255u), f32((w >> 16u) & 255u), f32(w >> 24u)) * m.y;
+  return deq8(V[slot * (p.width / 4u) + h * HD4 + d4], VM[slot * p.heads + h]);
 }
 fn ks(slot: u32, h: u32, d: u32) -> f32 {
   let w = kword(slot * (p.width / 4u) + h * HD4 + d / 4u);

@@ -31,6 +31,11 @@ struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u
 @group(0) @binding(5) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 
+// vec4 index of the first vec4 of word row r of tile t, and the first scale/zero word of group g
+// of tile t (see the layout above)
+fn qrow(t: u32, r: u32) -> u32 { return (t * p.R + r) * 4u; }
+fn szAt(t: u32, g: u32) -> u32 { return (t * p.G + g) * 10u; }
+
 
 //#if SWIGLU
 // epilogue out[c] = out[c] · silu(y[c]) (Qwen's w1(x) · silu(w2(x)), out holds w1(x))
@@ -98,11 +103,14 @@ fn xv(i: u32) -> vec4f {
 //#endif
 }
 
-// x of the four word rows r..r+3 (halves a, b of each row's 8 values), and the Σ x·q of four
+// x of the four word rows r, r + rs, r + 2rs, r + 3rs (halves a, b of each row's 8 values), and the Σ x·q of four
 // rows' words against it: the whole-unit step of the RB = 4 kernels
 struct XU { a0: vec4f, b0: vec4f, a1: vec4f, b1: vec4f, a2: vec4f, b2: vec4f, a3: vec4f, b3: vec4f }
-fn xunit(r: u32) -> XU {
-  return XU(xv(2u * r), xv(2u * r + 1u), xv(2u * r + 2u), xv(2u * r + 3u), xv(2u * r + 4u), xv(2u * r + 5u), xv(2u * r + 6u), xv(2u * r + 7u));
+fn xunit(r: u32, rs: u32) -> XU {
+  let r1 = r + rs;
+  let r2 = r1 + rs;
+  let r3 = r2 + rs;
+  return XU(xv(2u * r), xv(2u * r + 1u), xv(2u * r1), xv(2u * r1 + 1u), xv(2u * r2), xv(2u * r2 + 1u), xv(2u * r3), xv(2u * r3 + 1u));
 }
 fn xsum(x: XU) -> vec4f {
   return ((x.a0 + x.b0) + (x.a1 + x.b1)) + ((x.a2 + x.b2) + (x.a3 + x.b3));
@@ -140,14 +148,46 @@ fn dq4(w: vec4<u32>, xa: vec4f, xb: vec4f) -> vec4f {
   return vec4f(dq(w.x, xa, xb), dq(w.y, xa, xb), dq(w.z, xa, xb), dq(w.w, xa, xb));
 }
 
+// the 4 zeros (stored zero − 1) in the low 16 bits of zw, as floats: each nibble or'ed into the
+// mantissa of 2^23 is 2^23 + z exactly (no int-to-float conversions, which run at a quarter rate)
 fn zeros4(zw: u32) -> vec4f {
-  return vec4f(f32(zw & 15u), f32((zw >> 4u) & 15u), f32((zw >> 8u) & 15u), f32((zw >> 12u) & 15u)) + 1.0;
+  let z = vec4u(zw, zw >> 4u, zw >> 8u, zw >> 12u) & vec4u(15u);
+  return bitcast<vec4f>(z | vec4u(0x4b000000u)) - vec4f(8388607.0);
 }
 
-// first word row of work unit u (nb units of RB rows per group)
+// first word row of work unit u (nb units of RB rows per group), and the distance to its next
+// row: 1, or with SU (split units) nb — unit j of a group takes rows j, j + nb, …, so the first
+// rows of 8 neighbouring units (one warp's load instruction) are 8 neighbouring rows, 512
+// contiguous bytes, rather than 8 rows 2 apart (needs rpg % RB == 0: the dispatcher checks)
 fn unitRow(u: u32, nb: u32) -> u32 {
   let g = u / nb;
+//#if SU
+  return g * p.rpg + (u - g * nb);
+//#else
   return g * p.rpg + (u - g * nb) * RB;
+//#endif
+}
+fn rowStep(nb: u32) -> u32 {
+//#if SU
+  return nb;
+//#else
+  return 1u;
+//#endif
+}
+// A thread's units are u, u + GS, …; it tracks (group, unit within the group) of each and steps
+// it by (GS / nb, GS % nb) with one carry, instead of dividing by nb every iteration (a u32
+// division by a non-constant is a long instruction sequence). gjRow: its first word row.
+fn gjRow(gj: vec2u, rb: u32) -> u32 {
+//#if SU
+  return gj.x * p.rpg + gj.y;
+//#else
+  return gj.x * p.rpg + gj.y * rb;
+//#endif
+}
+fn gjStep(gj: vec2u, nb: u32, st: vec2u) -> vec2u {
+  let n = gj + st;
+  if (n.y >= nb) { return vec2u(n.x + 1u, n.y - nb); }
+  return n;
 }
 
 @compute @workgroup_size(WGN)
@@ -161,11 +201,10 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
   let h = l % TPR;
   let slot = l / TPR;
-  let wb = t * p.R * 4u + h;
-  let sbase = t * p.G * 10u;
   // work units: (group g, RB consecutive word rows of it); nb units per group
   let nb = (p.rpg + RB - 1u) / RB;
   let units = p.G * nb;
+  let rs = rowStep(nb);
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
 //#if PF
@@ -176,16 +215,16 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
   var pa1 = vec4<u32>(0u);
   if (slot < units) {
     let r0 = unitRow(slot, nb);
-    pa0 = qw[wb + r0 * 4u];
-    pa1 = qw[wb + r0 * 4u + 4u];
+    pa0 = qw[qrow(t, r0) + h];
+    pa1 = qw[qrow(t, r0 + rs) + h];
   }
 //#if PF2
   var pb0 = vec4<u32>(0u);
   var pb1 = vec4<u32>(0u);
   if (slot + GS < units) {
     let r0 = unitRow(slot + GS, nb);
-    pb0 = qw[wb + r0 * 4u];
-    pb1 = qw[wb + r0 * 4u + 4u];
+    pb0 = qw[qrow(t, r0) + h];
+    pb1 = qw[qrow(t, r0 + rs) + h];
   }
 //#endif
 //#endif
@@ -196,36 +235,44 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
 //#endif
 //#if PF
+  let st = vec2u(GS / nb, GS % nb);
+  var gj = vec2u(slot / nb, slot % nb);   // unit u
+  var gjn = gjStep(gj, nb, st);           // unit u + GS
   for (var u = slot; u < units; u += GS) {
-    let g = u / nb;
-    let r = g * p.rpg + (u - g * nb) * 2u;
+    let g = gj.x;
+    let r = gjRow(gj, 2u);
     let a0 = pa0;
     let a1 = pa1;
 //#if PF2
     pa0 = pb0;
     pa1 = pb1;
-    let un = u + 2u * GS;
-    if (un < units) {
-      let rn = unitRow(un, nb);
-      pb0 = qw[wb + rn * 4u];
-      pb1 = qw[wb + rn * 4u + 4u];
+    let gj2 = gjStep(gjn, nb, st);
+    if (u + 2u * GS < units) {
+      let rn = gjRow(gj2, 2u);
+      pb0 = qw[qrow(t, rn) + h];
+      pb1 = qw[qrow(t, rn + rs) + h];
     }
 //#else
-    let un = u + GS;
-    if (un < units) {
-      let rn = unitRow(un, nb);
-      pa0 = qw[wb + rn * 4u];
-      pa1 = qw[wb + rn * 4u + 4u];
+    if (u + GS < units) {
+      let rn = gjRow(gjn, 2u);
+      pa0 = qw[qrow(t, rn) + h];
+      pa1 = qw[qrow(t, rn + rs) + h];
     }
+//#endif
+    gj = gjn;
+//#if PF2
+    gjn = gj2;
+//#else
+    gjn = gjStep(gjn, nb, st);
 //#endif
     let xa0 = xv(2u * r);
     let xb0 = xv(2u * r + 1u);
-    let xa1 = xv(2u * r + 2u);
-    let xb1 = xv(2u * r + 3u);
+    let xa1 = xv(2u * (r + rs));
+    let xb1 = xv(2u * (r + rs) + 1u);
     let ra = dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1);
     let X = (xa0 + xb0) + (xa1 + xb1);
     let xs = (X.x + X.y) + (X.z + X.w);
-    let sb = sbase + g * 10u;
+    let sb = szAt(t, g);
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
     let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
     acc0 += sa * (ra - za * xs);
@@ -240,13 +287,14 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     var X = vec4f(0.0);
     if (r + RB == r1) {
       // a whole unit: every load first
-      let i = wb + r * 4u;
+      let i0 = qrow(t, r) + h;
+      let i1 = qrow(t, r + 1u) + h;
 //#if RB2
-      let a0 = qw[i];
-      let a1 = qw[i + 4u];
+      let a0 = qw[i0];
+      let a1 = qw[i1];
 //#if !Q1
-      let b0 = qw[i + 2u];
-      let b1 = qw[i + 6u];
+      let b0 = qw[i0 + 2u];
+      let b1 = qw[i1 + 2u];
 //#endif
       let xa0 = xv(2u * r);
       let xb0 = xv(2u * r + 1u);
@@ -258,17 +306,19 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
       X = (xa0 + xb0) + (xa1 + xb1);
 //#else
-      let a0 = qw[i];
-      let a1 = qw[i + 4u];
-      let a2 = qw[i + 8u];
-      let a3 = qw[i + 12u];
+      let i2 = qrow(t, r + 2u) + h;
+      let i3 = qrow(t, r + 3u) + h;
+      let a0 = qw[i0];
+      let a1 = qw[i1];
+      let a2 = qw[i2];
+      let a3 = qw[i3];
 //#if !Q1
-      let b0 = qw[i + 2u];
-      let b1 = qw[i + 6u];
-      let b2 = qw[i + 10u];
-      let b3 = qw[i + 14u];
+      let b0 = qw[i0 + 2u];
+      let b1 = qw[i1 + 2u];
+      let b2 = qw[i2 + 2u];
+      let b3 = qw[i3 + 2u];
 //#endif
-      let x = xunit(r);
+      let x = xunit(r, 1u);
       ra = dq16(a0, a1, a2, a3, x);
 //#if !Q1
       rb = dq16(b0, b1, b2, b3, x);
@@ -279,16 +329,16 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       for (; r < r1; r++) {
         let xa0 = xv(2u * r);
         let xb0 = xv(2u * r + 1u);
-        ra += dq4(qw[wb + r * 4u], xa0, xb0);
+        ra += dq4(qw[qrow(t, r) + h], xa0, xb0);
 //#if !Q1
-        rb += dq4(qw[wb + r * 4u + 2u], xa0, xb0);
+        rb += dq4(qw[qrow(t, r) + h + 2u], xa0, xb0);
 //#endif
         X += xa0 + xb0;
       }
     }
     // scale and zero of group g applied once per unit: s·(Σ x·q − zero·Σ x)
     let xs = (X.x + X.y) + (X.z + X.w);
-    let sb = sbase + g * 10u;
+    let sb = szAt(t, g);
 //#if Q1
     // columns 4h..4h+3: scale words 2h, 2h+1; zero nibbles 4(h%2).. of word 8 + h/2
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
@@ -360,36 +410,46 @@ var<workgroup> red2B: array<f32, 256>;
 //#if DRB2
 const DRB: u32 = 2u;
 struct DW { a0: vec4<u32>, a1: vec4<u32>, b0: vec4<u32>, b1: vec4<u32> }
-fn dload(i: u32) -> DW {
-  return DW(qw[i], qw[i + 4u], qw2[i], qw2[i + 4u]);
+fn dload(t: u32, r: u32, h: u32, rs: u32) -> DW {
+  let i0 = qrow(t, r) + h;
+  let i1 = qrow(t, r + rs) + h;
+  return DW(qw[i0], qw[i1], qw2[i0], qw2[i1]);
 }
 //#else
 const DRB: u32 = 4u;
 struct DW { a0: vec4<u32>, a1: vec4<u32>, a2: vec4<u32>, a3: vec4<u32>, b0: vec4<u32>, b1: vec4<u32>, b2: vec4<u32>, b3: vec4<u32> }
-fn dload(i: u32) -> DW {
-  return DW(qw[i], qw[i + 4u], qw[i + 8u], qw[i + 12u], qw2[i], qw2[i + 4u], qw2[i + 8u], qw2[i + 12u]);
+fn dload(t: u32, r: u32, h: u32, rs: u32) -> DW {
+  let i0 = qrow(t, r) + h;
+  let i1 = qrow(t, r + rs) + h;
+  let i2 = qrow(t, r + 2u * rs) + h;
+  let i3 = qrow(t, r + 3u * rs) + h;
+  return DW(qw[i0], qw[i1], qw[i2], qw[i3], qw2[i0], qw2[i1], qw2[i2], qw2[i3]);
 }
 //#endif
-// Σ x·q of both matrices and Σ x over the unit's rows (r = its first word row)
+// Σ x·q of both matrices and Σ x over the unit's rows (r = its first word row, rs its row step)
 struct DR { ra: vec4f, rb: vec4f, X: vec4f }
-fn dmath(w: DW, r: u32) -> DR {
+fn dmath(w: DW, r: u32, rs: u32) -> DR {
 //#if DRB2
   let xa0 = xv(2u * r);
   let xb0 = xv(2u * r + 1u);
-  let xa1 = xv(2u * r + 2u);
-  let xb1 = xv(2u * r + 3u);
+  let xa1 = xv(2u * (r + rs));
+  let xb1 = xv(2u * (r + rs) + 1u);
   return DR(dq4(w.a0, xa0, xb0) + dq4(w.a1, xa1, xb1), dq4(w.b0, xa0, xb0) + dq4(w.b1, xa1, xb1), (xa0 + xb0) + (xa1 + xb1));
 //#else
-  let x = xunit(r);
+  let x = xunit(r, rs);
   return DR(dq16(w.a0, w.a1, w.a2, w.a3, x), dq16(w.b0, w.b1, w.b2, w.b3, x), xsum(x));
 //#endif
 }
-// the first word row of unit u, or 0xffffffff when the unit is ragged (fewer than DRB rows)
-fn dwhole(u: u32, nb: u32) -> u32 {
-  let g = u / nb;
-  let r = g * p.rpg + (u - g * nb) * DRB;
-  if (r + DRB <= min(p.R, (g + 1u) * p.rpg)) { return r; }
+// the first word row of unit gj = (group, unit in group), or 0xffffffff when the unit is ragged
+// (fewer than DRB rows); split units (SU: rows j, j + nb, … of the group) are always whole
+fn dwhole(gj: vec2u) -> u32 {
+  let r = gjRow(gj, DRB);
+//#if SU
+  return r;
+//#else
+  if (r + DRB <= min(p.R, (gj.x + 1u) * p.rpg)) { return r; }
   return 0xffffffffu;
+//#endif
 }
 
 @compute @workgroup_size(WGN)
@@ -403,17 +463,16 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
 //#endif
   let h = l % TPR;
   let slot = l / TPR;
-  let wb = t * p.R * 4u + h;
-  let sbase = t * p.G * 10u;
   let nb = (p.rpg + DRB - 1u) / DRB;
   let units = p.G * nb;
+  let rs = rowStep(nb);
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
 //#if DPRE
   var pw: DW;
   if (slot < units) {
-    let r0 = dwhole(slot, nb);
-    if (r0 != 0xffffffffu) { pw = dload(wb + r0 * 4u); }
+    let r0 = dwhole(vec2u(slot / nb, slot % nb));
+    if (r0 != 0xffffffffu) { pw = dload(t, r0, h, rs); }
   }
 //#endif
 //#if NORM
@@ -421,19 +480,26 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   normPrologue(l, t == 0u);
 //#endif
 //#endif
+  let st = vec2u(GS / nb, GS % nb);
+  var gj = vec2u(slot / nb, slot % nb);   // unit u (see gjStep)
   for (var u = slot; u < units; u += GS) {
-    let g = u / nb;
-    var r = g * p.rpg + (u - g * nb) * DRB;
+    let g = gj.x;
+    var r = gjRow(gj, DRB);
+//#if SU
+    let r1 = r + DRB;
+//#else
     let r1 = min(min(p.R, (g + 1u) * p.rpg), r + DRB);
+//#endif
+    let gjn = gjStep(gj, nb, st);
+    gj = gjn;
     var ra = vec4f(0.0);
     var rb = vec4f(0.0);
     var X = vec4f(0.0);
 //#if DPF
     let w = pw;
-    let un = u + GS;
-    if (un < units) {
-      let rn = dwhole(un, nb);
-      if (rn != 0xffffffffu) { pw = dload(wb + rn * 4u); }
+    if (u + GS < units) {
+      let rn = dwhole(gjn);
+      if (rn != 0xffffffffu) { pw = dload(t, rn, h, rs); }
     }
 //#endif
     if (r + DRB == r1) {
@@ -441,12 +507,12 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
 //#if DPRE
       // EL without DPF: only the first unit was loaded early
       var w = pw;
-      if (u != slot) { w = dload(wb + r * 4u); }
+      if (u != slot) { w = dload(t, r, h, rs); }
 //#else
-      let w = dload(wb + r * 4u);
+      let w = dload(t, r, h, rs);
 //#endif
 //#endif
-      let d = dmath(w, r);
+      let d = dmath(w, r, rs);
       ra = d.ra;
       rb = d.rb;
       X = d.X;
@@ -454,13 +520,13 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
       for (; r < r1; r++) {
         let xa0 = xv(2u * r);
         let xb0 = xv(2u * r + 1u);
-        ra += dq4(qw[wb + r * 4u], xa0, xb0);
-        rb += dq4(qw2[wb + r * 4u], xa0, xb0);
+        ra += dq4(qw[qrow(t, r) + h], xa0, xb0);
+        rb += dq4(qw2[qrow(t, r) + h], xa0, xb0);
         X += xa0 + xb0;
       }
     }
     let xs = (X.x + X.y) + (X.z + X.w);
-    let sb = sbase + g * 10u;
+    let sb = szAt(t, g);
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
     let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
     let sc = vec4f(unpack2x16float(sz2[sb + 2u * h]), unpack2x16float(sz2[sb + 2u * h + 1u]));
@@ -519,10 +585,10 @@ fn nib(w: u32, xa: vec4f, xb: vec4f) -> f32 {
 }
 
 // one word row: Σ over its 8 k of x·W for the thread's 4 columns
-fn row(w: vec4<u32>, r: u32, sbase: u32, cg: u32, zshift: u32) -> vec4f {
+fn row(w: vec4<u32>, r: u32, t: u32, cg: u32, zshift: u32) -> vec4f {
   var g = 0u;
   if (p.rpg != 0u) { g = r / p.rpg; } else { g = rowGroup[r]; }
-  let sb = sbase + g * 10u;
+  let sb = szAt(t, g);
   let s01 = unpack2x16float(sz[sb + 2u * cg]);
   let s23 = unpack2x16float(sz[sb + 2u * cg + 1u]);
   let zw = sz[sb + 8u + (cg >> 1u)] >> zshift;
@@ -539,22 +605,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let t = wg.x;                 // tile inside this chunk
   let cg = l & 3u;
   let ks = l >> 2u;
-  let wbase = t * p.R * 4u + cg;
-  let sbase = t * p.G * 10u;
   let zshift = (cg & 1u) * 16u;
   var acc = vec4f(0.0);
   var r = ks;
   // four rows per step, loads first: enough bytes in flight per thread to cover DRAM latency
   for (; r + 192u < p.R; r += 256u) {
-    let w0 = qw[wbase + r * 4u];
-    let w1 = qw[wbase + (r + 64u) * 4u];
-    let w2 = qw[wbase + (r + 128u) * 4u];
-    let w3 = qw[wbase + (r + 192u) * 4u];
-    acc += row(w0, r, sbase, cg, zshift) + row(w1, r + 64u, sbase, cg, zshift) +
-           row(w2, r + 128u, sbase, cg, zshift) + row(w3, r + 192u, sbase, cg, zshift);
+    let w0 = qw[qrow(t, r) + cg];
+    let w1 = qw[qrow(t, r + 64u) + cg];
+    let w2 = qw[qrow(t, r + 128u) + cg];
+    let w3 = qw[qrow(t, r + 192u) + cg];
+    acc += row(w0, r, t, cg, zshift) + row(w1, r + 64u, t, cg, zshift) +
+           row(w2, r + 128u, t, cg, zshift) + row(w3, r + 192u, t, cg, zshift);
   }
   for (; r < p.R; r += 64u) {
-    acc += row(qw[wbase + r * 4u], r, sbase, cg, zshift);
+    acc += row(qw[qrow(t, r) + cg], r, t, cg, zshift);
   }
   red[l] = acc;
   workgroupBarrier();

@@ -447,7 +447,7 @@ describe('webgpu: matmul', () => {
       const initial = gpu.int4Variant;
       try {
         // GS8: several units per thread, so the PF / PF2 pipelines rotate (K 1024: 8 units a thread)
-        for (const v of ['Q1', '', 'RB2', 'Q1,RB2', 'Q1,RB2,GS64', 'Q1,GS8', 'Q1,RB2,GS8', 'Q1,RB2,GS8,PF', 'Q1,RB2,GS64,PF', 'Q1,RB2,GS64,PF,EL', 'Q1,RB2,GS8,PF2', 'Q1,RB2,GS16,PF2,EL', 'Q1,RB2,GS64,PF2', 'Q1,RB2,GS8,NOMATH']) {
+        for (const v of ['Q1', '', 'RB2', 'Q1,RB2', 'Q1,RB2,GS64', 'Q1,GS8', 'Q1,RB2,GS8', 'Q1,RB2,GS8,PF', 'Q1,RB2,GS64,PF', 'Q1,RB2,GS64,PF,EL', 'Q1,RB2,GS8,PF2', 'Q1,RB2,GS16,PF2,EL', 'Q1,RB2,GS64,PF2', 'Q1,RB2,GS8,NOMATH', 'Q1,RB2,GS8,PF,SU', 'Q1,RB2,GS64,PF2,SU', 'Q1,RB2,GS64,SU']) {
           const bad = v.includes('NOMATH');
           gpu.int4Variant = v;
           // the NOMATH diagnostic must differ: the comparison can fail
@@ -521,7 +521,7 @@ describe('webgpu: matmul', () => {
       const want = await run(ref);
       const initial = gpu.int4Variant;
       try {
-        for (const v of ['Q1', 'Q1,DGS8', 'Q1,DPF', 'Q1,DPF,DGS8', 'Q1,DRB2', 'Q1,DRB2,DGS8', 'Q1,DRB2,DPF,DGS8', 'Q1,RB2,GS64,PF,EL,DPF', 'Q1,EL,DGS8', 'Q1,DRB2,EL,DGS8', 'Q1,DPF,NOMATH']) {
+        for (const v of ['Q1', 'Q1,DGS8', 'Q1,DPF', 'Q1,DPF,DGS8', 'Q1,DRB2', 'Q1,DRB2,DGS8', 'Q1,DRB2,DPF,DGS8', 'Q1,RB2,GS64,PF,EL,DPF', 'Q1,EL,DGS8', 'Q1,DRB2,EL,DGS8', 'Q1,DPF,NOMATH', 'Q1,SU', 'Q1,SU,DPF,DGS8', 'Q1,DRB2,SU,DGS8', 'Q1,DRB2,SU,DPF,EL']) {
           gpu.int4Variant = v;
           const d0 = gpu.rec.dispatches;
           const got = await run(gpu);
@@ -609,6 +609,8 @@ describe('webgpu: matmul', () => {
         'Q1,RB2,GS8,PF2,EL,DPF,DRB2,DGS8',
         'Q1,RB2,GS64,PF2,DPF,DRB2',
         'Q1,RB2,GS64,PF2,EL,DRB2',
+        'Q1,RB2,GS8,PF,EL,SU,DGS8',
+        'Q1,RB2,GS64,PF,SU,DPF',
       ]) {
         gpu.int4Variant = v;
         expect(relErr(await run(gpu), want), `variant '${v}'`).toBeLessThan(1e-5);
@@ -717,9 +719,11 @@ describe('webgpu: rope, KV cache and attention', () => {
         return Float32Array.from(outs);
       };
       const want = await run(ref);
-      const one = await run(gpu);
-      gpu.attnKeyLanes = 4;
+      const initial = gpu.attnKeyLanes;
       try {
+        gpu.attnKeyLanes = 1;
+        const one = await run(gpu);
+        gpu.attnKeyLanes = 4;
         const four = await run(gpu);
         // int8: the GPU and the reference may round a value to adjacent codes (f32 vs f64 quotient)
         expect(relErr(one, want), `hd ${hd}, 1 lane`).toBeLessThan(2e-3);
@@ -727,7 +731,7 @@ describe('webgpu: rope, KV cache and attention', () => {
         // the same codes on both GPU paths: only the summation order differs
         expect(relErr(four, one), `hd ${hd}, 4 lanes vs 1`).toBeLessThan(2e-6);
       } finally {
-        gpu.attnKeyLanes = 1;
+        gpu.attnKeyLanes = initial;
       }
     }
   });

@@ -70,9 +70,9 @@ export interface WebGpuOptions {
    */
   pacedReadback?: boolean;
   /**
-   * Experimental: decode attention over an int8 cache scores each slot with 4 lanes reading the
-   * key row as 16-byte words (4) instead of one lane per slot (1, default): fewer, coalesced key
-   * loads. Heads of a multiple of 64 dims only; the others always use 1. Not yet measured on a GPU.
+   * Decode attention over an int8 cache scores each slot with 4 lanes reading the key row as
+   * 16-byte words (4, default) or with one lane per slot (1). Heads of a multiple of 64 dims only;
+   * the others always use 1. On the H200, 14B at context 2048: 7.08 vs 7.40 ms per token (NOTES).
    */
   attnKeyLanes?: 1 | 4;
   /**
@@ -80,10 +80,11 @@ export interface WebGpuOptions {
    * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per unit, 'GS<n>' = at most n unit slots per
    * workgroup, 'PF' = prefetch the next unit's weights (needs Q1, RB2), 'PF2' = two units ahead,
    * 'EL' = the first unit's loads before the fused RMSNorm prologue, 'DPF' / 'DRB2' / 'DGS<n>' =
-   * prefetch, 2-row units and the slot cap of the dual kernel, 'NOMATH' = loads only, a
-   * diagnostic) or 'rowtable' (the per-row kernel); '' = 8 columns per thread, 4 rows per unit.
-   * Unknown tokens are refused (Int4Variant in gemvInt4.ts). The w1+w2 dual kernel runs whenever
-   * 'Q1' is set. Default 'Q1,RB2,GS64,PF' (the others measured no faster on the H100, NOTES).
+   * prefetch, 2-row units and the slot cap of the dual kernel, 'SU' = split units (a warp's loads
+   * read neighbouring rows), 'NOMATH' = loads only, a diagnostic) or 'rowtable' (the per-row
+   * kernel); '' = 8 columns per thread, 4 rows per unit. Unknown tokens are refused (Int4Variant in
+   * gemvInt4.ts). The w1+w2 dual kernel runs whenever 'Q1' is set. Default 'Q1,RB2,GS64,PF,SU'
+   * (the others measured no faster on the H100 and H200, NOTES).
    */
   int4Variant?: string;
 }
@@ -260,7 +261,7 @@ export class WebGpuBackend implements Backend {
     this.rec.submitEvery = opts.submitEvery ?? 96;
     this.rec.submitFirst = opts.submitFirst ?? 8;
     this.rec.pacedReadback = opts.pacedReadback ?? false;
-    this.attnKeyLanes = opts.attnKeyLanes ?? 1;
+    this.attnKeyLanes = opts.attnKeyLanes ?? 4;
     this.kernels = new KernelCache(device);
     const self = this;
     this.gemv = {
@@ -282,7 +283,7 @@ export class WebGpuBackend implements Backend {
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 1024 * 1024 * 1024;
     // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup, the
     // next unit's weights prefetched: measured fastest on the H100 (bench/NOTES.md, WebGPU)
-    this.variant = new Int4Variant(opts.int4Variant ?? 'Q1,RB2,GS64,PF');
+    this.variant = new Int4Variant(opts.int4Variant ?? 'Q1,RB2,GS64,PF,SU');
   }
 
   // ------------------------------------------------------------------ memory bookkeeping
@@ -467,7 +468,7 @@ export class WebGpuBackend implements Backend {
     const { R, tiles } = packed;
     const tileBytes = R * TILE * 4;
     const perChunk = Math.floor(this.maxWeightBinding / tileBytes);
-    if (perChunk < 1) throw new BackendError(`webgpu: one 32-column tile of ${name} (${tileBytes} bytes) exceeds the binding size ${this.maxWeightBinding}`);
+    if (perChunk < 1) throw new BackendError(`webgpu: one ${TILE}-column tile of ${name} (${tileBytes} bytes) exceeds the binding size ${this.maxWeightBinding}`);
     const chunks: GptqChunk[] = [];
     for (let t0 = 0; t0 < tiles; t0 += perChunk) {
       const n = Math.min(perChunk, tiles - t0);
@@ -869,7 +870,7 @@ export class WebGpuBackend implements Backend {
         for (const c of w.chunks) {
           this.rec.dispatch(
             kern,
-            [w.R, w.G, N, c.tile0, hasBias, 0, w.rowsPerGroup, 0],
+            [w.R, w.G, N, c.tile0, hasBias, 0, w.rowsPerGroup, c.tiles],
             { 1: { buf: o.g }, 2: { buf: c.qw }, 3: { buf: c.sz }, 4: { buf: w.rowGroup }, 5: { buf: xi }, 6: { buf: biasBuf } },
             [c.tiles],
             [],

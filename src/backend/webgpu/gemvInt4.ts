@@ -35,7 +35,7 @@ export interface HeldNorm {
 const DUAL_MAX_SLOTS = 32;
 
 /** the tokens Int4Variant accepts ('GS<n>' and 'DGS<n>' besides) */
-const TOKENS = new Set(['Q1', 'RB2', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2']);
+const TOKENS = new Set(['Q1', 'RB2', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2', 'SU']);
 
 /**
  * A one-row int4 GEMV variant (WebGpuOptions.int4Variant), parsed once: it is consulted on every
@@ -46,7 +46,9 @@ const TOKENS = new Set(['Q1', 'RB2', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2']
  * - dual w1+w2 kernel (runs whenever Q1 is set): 'DRB2' (2 word rows per unit, else 4), 'DPF'
  *   (prefetch the next unit's weights), 'DGS<n>' (at most n unit slots per workgroup, default 32);
  * - both: 'EL' (with the RMSNorm prologue, issue the first unit's weight loads before it: grouped
- *   with PF/PF2, dual always), 'NOMATH' (diagnostic: the same loads without the dequantisation).
+ *   with PF/PF2, dual always), 'SU' (split units: unit j of a group takes rows j, j + nb, … so a
+ *   warp's load instruction reads neighbouring rows; grouped with PF, dual where rows per group
+ *   divide by its unit rows), 'NOMATH' (diagnostic: the same loads without the dequantisation).
  * Unknown tokens are rejected (a typo would otherwise benchmark the default silently).
  */
 export class Int4Variant {
@@ -64,6 +66,8 @@ export class Int4Variant {
   readonly pf2: boolean;
   /** first unit's weight loads before the norm prologue */
   readonly el: boolean;
+  /** split units (rows j, j + nb, … of a group) */
+  readonly su: boolean;
   /** at most this many unit slots per workgroup; 0 = as many as fit */
   readonly slotCap: number;
   /** the same for the dual kernel */
@@ -88,6 +92,7 @@ export class Int4Variant {
     this.pf2 = has('PF2');
     this.pf = has('PF') || this.pf2;
     this.el = has('EL');
+    this.su = has('SU');
     this.slotCap = Number(/(?:^|,)GS(\d+)/.exec(text)?.[1] ?? 0);
     this.dualSlotCap = Number(/(?:^|,)DGS(\d+)/.exec(text)?.[1] ?? DUAL_MAX_SLOTS);
     this.defines = ['Q1', 'RB2', 'NOMATH'].filter(has);
@@ -169,11 +174,13 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
   const norm = a.norm;
   const vr = ctx.variant;
   const GS = unitSlots(ctx, a.w, 4, vr.dualRows, 2, vr.dualSlotCap, !!norm);
+  // split units need whole units
+  const su = vr.su && a.w.rowsPerGroup % vr.dualRows === 0;
   // every define the kernel gets is in the key: the dual defines follow the variant text
-  const kern = variantKernel(ctx, -(2 * GS + (norm ? 1 : 0)) - 1, () => ({
+  const kern = variantKernel(ctx, -(4 * GS + (su ? 2 : 0) + (norm ? 1 : 0)) - 1, () => ({
     file: 'gemv_int4',
     entry: 'dual',
-    defines: ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...vr.dualDefines],
+    defines: ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...(su ? ['SU'] : []), ...vr.dualDefines],
     values: { GS },
     bindings: (norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }) as Record<number, BindKind>,
   }));
@@ -194,11 +201,13 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
   // PF / PF2 (prefetch) need whole 2-row units
   const pf = vr.pf && w.rowsPerGroup % 2 === 0;
   const GS = unitSlots(ctx, w, vr.q1 ? 4 : 2, vr.rb2 ? 2 : 4, 1, 0, !!norm);
-  const kern = variantKernel(ctx, 16 * GS + (sw ? 1 : 0) + (norm ? 2 : 0) + (resid ? 4 : 0) + (pf ? 8 : 0), () => {
+  const su = pf && vr.su;
+  const kern = variantKernel(ctx, 32 * GS + (sw ? 1 : 0) + (norm ? 2 : 0) + (resid ? 4 : 0) + (pf ? 8 : 0) + (su ? 16 : 0), () => {
     const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
     const defines = ['GROUPED', ...vr.defines];
     if (pf) defines.push('PF');
     if (pf && vr.pf2) defines.push('PF2');
+    if (su) defines.push('SU');
     // EL moves the PF pipeline's first loads; without PF it has nothing to move
     if (pf && vr.el) defines.push('EL');
     if (sw) {
