@@ -29,6 +29,12 @@ export interface Platform {
   /** The WebGPU entry point (navigator.gpu or Dawn's), if any. */
   gpu?(): Promise<GPU | undefined>;
   /**
+   * True where a pending WebGPU map is polled from the event loop (Dawn in Node polls with
+   * setImmediate and allocates while it spins): the WebGPU backend then waits for a decode
+   * token's readback only from shortly before it is due (WebGpuOptions.pacedReadback).
+   */
+  readonly gpuPollsEventLoop?: boolean;
+  /**
    * Bytes a backend of this kind may still allocate, or undefined when unknown. loadModel checks
    * its memory estimate (weights + KV + activations) against it before uploading anything.
    */

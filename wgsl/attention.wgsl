@@ -86,8 +86,7 @@ var<workgroup> sc: array<f32, CH>;
 var<workgroup> red: array<f32, 64>;
 var<workgroup> ov: array<vec4f, 64>;
 //#if LANES4
-var<workgroup> q4: array<f32, 64>;
-var<workgroup> s4: array<f32, CH>;
+var<workgroup> q4: array<f32, 256>;
 //#endif
 
 // one workgroup per (chunk of 64 slots, head): thread l scores slot l, then the P·V pass runs
@@ -107,28 +106,28 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   var s = NEG;
 //#if LANES4
   // int8 keys, 4 lanes per slot (HD a multiple of 64): lane ln reads a quarter of the slot's key
-  // row as vec4<u32> words, so a quad reads the row contiguously; 16 slots per pass, the quad's
-  // four partial dots summed in workgroup memory
+  // row as vec4<u32> words, so a quad reads the row contiguously. A thread scores slots
+  // l/4 + 16i (i < 4) with every key load issued first (slots past the cache read the last one and
+  // are masked), then the quads' four partial dots are summed in workgroup memory
   let ln = l & 3u;
-  for (var ps = 0u; ps < CH; ps += 16u) {
-    let sl = ps + (l >> 2u);
-    let sk = s0 + sl;
+  var pd = vec4f(0.0);
+  for (var i = 0u; i < 4u; i++) {
+    let sk = s0 + 16u * i + (l >> 2u);
+    let sr = min(sk, p.kvLen - 1u);
+    let m = KM[sr * p.heads + h];
+    let wb = (sr * (p.width / 4u) + h * HD4) / 4u + ln * (HD4 / 16u);
     var a = 0.0;
-    if (sk < p.kvLen) {
-      let m = KM[sk * p.heads + h];
-      let wb = (sk * (p.width / 4u) + h * HD4) / 4u + ln * (HD4 / 16u);
-      for (var j = 0u; j < HD4 / 16u; j++) {
-        let w = K[wb + j];
-        let d4 = 4u * (ln * (HD4 / 16u) + j);
-        a += (dot(qv[d4], deq8(w.x, m)) + dot(qv[d4 + 1u], deq8(w.y, m))) + (dot(qv[d4 + 2u], deq8(w.z, m)) + dot(qv[d4 + 3u], deq8(w.w, m)));
-      }
+    for (var j = 0u; j < HD4 / 16u; j++) {
+      let w = K[wb + j];
+      let d4 = 4u * (ln * (HD4 / 16u) + j);
+      a += (dot(qv[d4], deq8(w.x, m)) + dot(qv[d4 + 1u], deq8(w.y, m))) + (dot(qv[d4 + 2u], deq8(w.z, m)) + dot(qv[d4 + 3u], deq8(w.w, m)));
     }
-    q4[l] = a;
-    workgroupBarrier();
-    if (ln == 0u) { s4[sl] = (q4[l] + q4[l + 1u]) + (q4[l + 2u] + q4[l + 3u]); }
-    workgroupBarrier();
+    pd[i] = select(0.0, a, sk < p.kvLen);
   }
-  if (slot < p.kvLen) { s = s4[l]; }
+  for (var i = 0u; i < 4u; i++) { q4[64u * i + l] = pd[i]; }
+  workgroupBarrier();
+  let b = 64u * (l >> 4u) + 4u * (l & 15u);
+  if (slot < p.kvLen) { s = (q4[b] + q4[b + 1u]) + (q4[b + 2u] + q4[b + 3u]); }
 //#else
   if (slot < p.kvLen) {
     var a = vec4f(0.0);
@@ -163,17 +162,24 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let n = min(CH, p.kvLen - s0);
   let d4 = l % HD4;
   let g = l / HD4;
+  // four slots per step, loads first: each thread keeps four V rows in flight
   var o0 = vec4f(0.0);
   var o1 = vec4f(0.0);
+  var o2 = vec4f(0.0);
+  var o3 = vec4f(0.0);
   var j = g;
-  for (; j + G < n; j += 2u * G) {
+  for (; j + 3u * G < n; j += 4u * G) {
     let v0 = vv4(s0 + j, h, d4);
     let v1 = vv4(s0 + j + G, h, d4);
+    let v2 = vv4(s0 + j + 2u * G, h, d4);
+    let v3 = vv4(s0 + j + 3u * G, h, d4);
     o0 += sc[j] * v0;
     o1 += sc[j + G] * v1;
+    o2 += sc[j + 2u * G] * v2;
+    o3 += sc[j + 3u * G] * v3;
   }
-  if (j < n) { o0 += sc[j] * vv4(s0 + j, h, d4); }
-  ov[l] = o0 + o1;
+  for (; j < n; j += G) { o0 += sc[j] * vv4(s0 + j, h, d4); }
+  ov[l] = (o0 + o1) + (o2 + o3);
   workgroupBarrier();
 //#if SINGLE
   // the whole cache in this one chunk: normalise here (what the combine pass does for one chunk)

@@ -9,7 +9,8 @@ import { nodePlatform as basePlatform } from './platform.js';
 export * from '../../src/index.js';
 export { serve, type ServeOptions, type RunningServer } from './server.js';
 
-export const nodePlatform: Platform = { ...basePlatform, createWorker: createNodeWorker, gpu: nodeGpu };
+// Dawn in Node polls pending maps with setImmediate: decode readbacks are paced (see Platform)
+export const nodePlatform: Platform = { ...basePlatform, createWorker: createNodeWorker, gpu: nodeGpu, gpuPollsEventLoop: true };
 
 /** Loads a checkpoint directory, URL or `synthetic:<preset>` (default: the built-in tiny model). */
 export function loadModel(source?: string, options?: LoadOptions): Promise<QwenModel> {

@@ -62,11 +62,12 @@ export interface WebGpuOptions {
    */
   hostEmbeddingBytes?: number;
   /**
-   * Experimental: wait for a decode token's readback only from shortly before the GPU is expected
-   * to finish it (a timer, from the measured latency of earlier tokens) instead of at once. Dawn
-   * in Node polls with setImmediate while a map is pending, which allocates ≈ 110 KB per ms of
-   * waiting; on the H100 the GC that follows paused decode for 10–36 ms every ≈ 50 tokens
-   * (bench/NOTES.md, session 3). Not yet measured on a GPU: default false.
+   * Wait for a decode token's readback only from shortly before the GPU is expected to finish it
+   * (a timer, from the measured latency of earlier tokens) instead of at once. Dawn in Node polls
+   * with setImmediate while a map is pending, which allocates ≈ 110 KB per ms of waiting; the GC
+   * that follows paused decode for 10–80 ms every ≈ 50 tokens. On the H200 (14B, bench/NOTES.md,
+   * session 4) it lifted mean decode by 6–8 % at an unchanged median. Default false here; the
+   * backend selection turns it on where the platform says so (Platform.gpuPollsEventLoop: Node).
    */
   pacedReadback?: boolean;
   /**
