@@ -11,6 +11,8 @@
  * does not depend on values); nothing here checks numerics (see test/backend/webgpu*.test.ts).
  */
 import { existsSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import { nodeGpu } from '../bindings/node/gpu.js';
 import { loadModel } from '../bindings/node/index.js';
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
@@ -302,6 +304,15 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
     await step(0);
     b.rec.submitEvery = 0;
     const d0 = b.rec.dispatches;
+    // bytes allocated per dispatch: young-generation growth over the run (run with --expose-gc and
+    // a large --max-semi-space-size so that no collection falls inside; gc_during_run says if one did)
+    const young = () => v8.getHeapSpaceStatistics().find((sp) => sp.space_name === 'new_space')?.space_used_size ?? 0;
+    let scavenges = 0;
+    (globalThis as { gc?: () => void }).gc?.(); // with --expose-gc: start from a collected heap
+    await new Promise((r) => setTimeout(r, 0));
+    const obs = new PerformanceObserver((list) => (scavenges += list.getEntries().length));
+    obs.observe({ entryTypes: ['gc'] });
+    const y0 = young();
     const t0 = performance.now();
     const perStep: number[] = [];
     for (let i = 0; i < recordOnly; i++) {
@@ -310,12 +321,15 @@ async function decodeStep(b: WebGpuBackend, s: Shape, ctxs: number[], quant: 'f3
       perStep.push((performance.now() - s0) * 1000);
     }
     const us = (performance.now() - t0) * 1000;
+    const allocPerDispatch = (young() - y0) / (b.rec.dispatches - d0);
+    await new Promise((r) => setTimeout(r, 0));
+    obs.disconnect();
     // JIT warm-up shows as slower first steps: mean µs per step in tenths of the run
     const tenths = Array.from({ length: 10 }, (_, k) => {
       const part = perStep.slice(Math.floor((k * recordOnly) / 10), Math.floor(((k + 1) * recordOnly) / 10));
       return Math.round(part.reduce((a, c) => a + c, 0) / Math.max(1, part.length));
     });
-    console.log(JSON.stringify({ bench: 'record only', steps: recordOnly, us_per_step: us / recordOnly, us_per_dispatch: us / (b.rec.dispatches - d0), us_per_step_by_tenth: tenths }));
+    console.log(JSON.stringify({ bench: 'record only', steps: recordOnly, us_per_step: us / recordOnly, us_per_dispatch: us / (b.rec.dispatches - d0), us_per_step_by_tenth: tenths, bytes_per_dispatch: Math.round(allocPerDispatch), gc_during_run: scavenges }));
     process.exit(0);
   }
   for (const ctx of ctxs) {

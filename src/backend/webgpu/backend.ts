@@ -193,10 +193,13 @@ class WKV implements KVStore {
     readonly vm: GBuf | undefined,
   ) {
     this.width = heads * headDim;
+    this.att = { k: { buf: k }, v: { buf: v }, km: km && { buf: km }, vm: vm && { buf: vm } };
   }
   get bytes(): number {
     return this.k.size + this.v.size + (this.km?.size ?? 0) + (this.vm?.size ?? 0);
   }
+  /** the store's buffers as bind ranges, built once (kernels bind them on every decode step) */
+  readonly att: { k: BindRange; v: BindRange; km?: BindRange; vm?: BindRange };
 }
 
 interface PosTable {
@@ -237,6 +240,8 @@ export class WebGpuBackend implements Backend {
   private readonly gemv: GemvContext;
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
   private hot = new Map<string, Kernel>();
+  /** numeric-keyed hot kernels (nk): attention below 1 << 20, rope+kv write from 1 << 20 */
+  private hotN = new Map<number, Kernel>();
   private readonly hostEmbeddingBytes: number;
   /** argmaxToken results (TOKEN_SLOTS slots) and how many argmaxToken calls there were */
   private tokens: GBuf | null = null;
@@ -339,6 +344,16 @@ export class WebGpuBackend implements Backend {
       dispatchGrouped(this.gemv, m2, undefined);
     }
     if (this.pendingRopes.length) this.flushRopes();
+  }
+
+  /** A hot-path kernel memoised by a number (no key string per dispatch; `key` must determine `spec`). */
+  private nk(key: number, spec: () => KernelSpec): Kernel {
+    let k = this.hotN.get(key);
+    if (!k) {
+      k = this.kernels.get(spec());
+      this.hotN.set(key, k);
+    }
+    return k;
   }
 
   /** A hot-path kernel, memoised by `key` (which must determine `spec`). */
@@ -623,27 +638,28 @@ export class WebGpuBackend implements Backend {
    */
   private ropeKv(s: WKV, k: RowView, v: RowView, rows: number, slot: number): boolean {
     const rs = this.pendingRopes;
-    const kr = rs.find((r) => r.x.buf === k.buf && r.x.offset === k.offset && r.x.stride === k.stride);
-    const qr = rs.find((r) => r !== kr);
+    let kr: PendingRope | undefined;
+    let qr: PendingRope | undefined;
+    for (const r of rs) {
+      if (!kr && r.x.buf === k.buf && r.x.offset === k.offset && r.x.stride === k.stride) kr = r;
+      else qr ??= r;
+    }
     if (!kr || kr.rows !== rows || k.buf !== v.buf || v.stride !== k.stride) return false;
     if (kr.p.heads !== s.heads || kr.p.headDim !== s.headDim || s.headDim > 512) return false;
     if (qr && (qr.p.heads !== s.heads || qr.x.stride !== k.stride)) return false;
     if (slot < 0 || slot + rows > s.capacity) return false; // the plain path reports it
     const last = (rows - 1) * k.stride + Math.max(k.offset, v.offset) + s.width;
     if (last > k.buf.length) return false;
-    this.pendingRopes = [];
+    rs.length = 0;
     const f = s.quant === 'f32';
-    const kern = this.hk(`ropekv|${s.quant}`, () => ({
+    const kern = this.nk((1 << 20) + (f ? 0 : 1), () => ({
       file: 'rope_kv',
       entry: 'main',
       defines: [f ? 'F32' : 'I8'],
       bindings: (f ? { 1: 'w', 2: 'r', 3: 'w', 4: 'w' } : { 1: 'w', 2: 'r', 3: 'w', 4: 'w', 5: 'w', 6: 'w' }) as Record<number, BindKind>,
     }));
-    const bufs: Record<number, BindRange> = { 1: { buf: (k.buf as WBuf).g }, 2: { buf: kr.table }, 3: { buf: s.k }, 4: { buf: s.v } };
-    if (!f) {
-      bufs[5] = { buf: s.km! };
-      bufs[6] = { buf: s.vm! };
-    }
+    const a = s.att;
+    const bufs = { 1: { buf: (k.buf as WBuf).g }, 2: { buf: kr.table }, 3: a.k, 4: a.v, 5: a.km!, 6: a.vm! };
     const params = [rows, s.width, slot, k.stride, k.offset, v.offset, qr ? qr.x.offset : 0, s.headDim, s.heads, kr.p.rotaryDim / 2, kr.p.pos0, 0];
     this.rec.dispatch(kern, params, bufs, [rows, s.heads, qr ? 3 : 2], [], 'rope+kv write');
     return true;
@@ -1010,36 +1026,33 @@ export class WebGpuBackend implements Backend {
       ? this.posTable(this.lognTables, p.lognSeqLength, p.pos0 + p.rows, (n) => lognTable(p.lognSeqLength, n), `logn table ${p.lognSeqLength}`)
       : this.dummy;
     const kvDef = s.quant === 'f32' ? 'F32' : 'I8';
-    const kvBind: Record<number, BindRange> = { 5: { buf: s.k }, 6: { buf: s.v } };
-    const kvKinds: Record<number, 'r'> = { 5: 'r', 6: 'r' };
-    if (s.km && s.vm) {
-      kvBind[7] = { buf: s.km };
-      kvBind[8] = { buf: s.vm };
-      kvKinds[7] = 'r';
-      kvKinds[8] = 'r';
-    }
-    const base = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg } };
+    // kernel specs are built on the first use only; the per-dispatch objects are plain literals
+    const kvKinds = (): Record<number, 'r'> => (s.km ? { 5: 'r', 6: 'r', 7: 'r', 8: 'r' } : { 5: 'r', 6: 'r' });
+    const a = s.att;
     if (p.rows === 1) {
       const lanes4 = this.attnKeyLanes === 4 && kvDef === 'I8' && HD % 64 === 0;
-      const decodeDefs = lanes4 ? [kvDef, 'LANES4'] : [kvDef];
+      const decodeDefs = (): string[] => (lanes4 ? [kvDef, 'LANES4'] : [kvDef]);
       const nChunks = Math.ceil(p.kvLen / ATT_CHUNK);
       if (nChunks > 1024) throw new ArgumentError(`attention: kvLen ${p.kvLen} exceeds ${1024 * ATT_CHUNK} slots on WebGPU`);
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
+      // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, which pass)
+      const key = ((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 4;
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
-        const k0 = this.hk(`att1|${kvDef}|${HD}|${lanes4 ? 4 : 1}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds } }));
-        this.rec.dispatch(k0, params, { ...base, ...kvBind }, [1, p.heads]);
+        const k0 = this.nk(key, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs()], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } }));
+        this.rec.dispatch(k0, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [1, p.heads]);
         return;
       }
       const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
-      const k1 = this.hk(`attp|${kvDef}|${HD}|${lanes4 ? 4 : 1}`, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds } }));
-      this.rec.dispatch(k1, params, { ...base, 4: { buf: part }, ...kvBind }, [nChunks, p.heads]);
-      const k2 = this.hk(`attc|${HD}`, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
-      this.rec.dispatch(k2, params, { 1: { buf: o.g }, 4: { buf: part } }, [p.heads]);
+      const k1 = this.nk(key + 1, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs()], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds() } }));
+      const partBind = { buf: part };
+      this.rec.dispatch(k1, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: partBind, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [nChunks, p.heads]);
+      const k2 = this.nk(HD * 16 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
+      this.rec.dispatch(k2, params, { 1: { buf: o.g }, 4: partBind }, [p.heads]);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0];
-      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds } });
-      this.rec.dispatch(kern, params, { ...base, ...kvBind }, [Math.ceil(p.rows / 16), p.heads]);
+      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } });
+      this.rec.dispatch(kern, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [Math.ceil(p.rows / 16), p.heads]);
     }
   }
 

@@ -188,9 +188,19 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
   const N = a.w.outFeatures;
   const c1 = a.w.chunks[0];
   const c2 = b.w.chunks[0];
-  const bufs: Record<number, BindRange> = { 1: { buf: a.out }, 2: { buf: c1.qw }, 3: { buf: c1.sz }, 8: { buf: c2.qw }, 9: { buf: c2.sz }, 10: { buf: b.out } };
-  if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
-  else bufs[5] = { buf: a.x };
+  // one literal with every binding the kernel may have (a fast-mode object: no keys added later)
+  const bufs = {
+    1: { buf: a.out },
+    2: { buf: c1.qw },
+    3: { buf: c1.sz },
+    5: norm ? undefined : { buf: a.x },
+    8: { buf: c2.qw },
+    9: { buf: c2.sz },
+    10: { buf: b.out },
+    11: norm && { buf: norm.x },
+    12: norm && { buf: norm.w },
+    13: norm && { buf: norm.out },
+  } as Record<number, BindRange>;
   ctx.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}` : undefined);
 }
 
@@ -232,11 +242,19 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
   // labels name the fusions in per-kernel profiles; built only while profiling (hot path)
   const label = ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}` : undefined;
   for (const c of w.chunks) {
-    const bufs: Record<number, BindRange> = { 1: { buf: out }, 2: { buf: c.qw }, 3: { buf: c.sz }, 6: { buf: bias } };
-    if (sw) bufs[7] = { buf: sw };
-    if (norm) Object.assign(bufs, { 11: { buf: norm.x }, 12: { buf: norm.w }, 13: { buf: norm.out } });
-    else bufs[5] = { buf: x };
-    if (resid) bufs[14] = { buf: resid };
+    // one literal with every binding the kernel may have (a fast-mode object: no keys added later)
+    const bufs = {
+      1: { buf: out },
+      2: { buf: c.qw },
+      3: { buf: c.sz },
+      5: norm ? undefined : { buf: x },
+      6: { buf: bias },
+      7: sw && { buf: sw },
+      11: norm && { buf: norm.x },
+      12: norm && { buf: norm.w },
+      13: norm && { buf: norm.out },
+      14: resid && { buf: resid },
+    } as Record<number, BindRange>;
     ctx.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c.tiles], [], label);
   }
 }

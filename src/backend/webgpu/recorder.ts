@@ -35,6 +35,27 @@ export interface Kernel {
   readonly kinds: readonly BindKind[];
 }
 
+/** A cached bind group: its kernel and bindings (buffer id, offset and size as given, −1 = none) */
+interface BindGroupEntry {
+  readonly hash: number;
+  readonly kernel: Kernel;
+  readonly ids: number[];
+  readonly offsets: number[];
+  readonly sizes: number[];
+  bg: GPUBindGroup;
+  next: BindGroupEntry | undefined;
+}
+
+function sameBindings(e: BindGroupEntry, bufs: Record<number, BindRange>): boolean {
+  const slots = e.kernel.slots;
+  for (let i = 0; i < slots.length; i++) {
+    if (e.ids[i] < 0) continue;
+    const r = bufs[slots[i]];
+    if (r.buf.id !== e.ids[i] || (r.offset ?? -1) !== e.offsets[i] || (r.size ?? -1) !== e.sizes[i]) return false;
+  }
+  return true;
+}
+
 export interface BindRange {
   buf: GBuf;
   offset?: number;
@@ -88,8 +109,9 @@ export class Recorder {
   private lastPipeline: GPUComputePipeline | null = null;
   private regionLabel: string | null = null;
   private lastPass: GPUComputePassEncoder | null = null;
-  private bindGroups = new Map<string, GPUBindGroup>();
-  private keysByBuffer = new Map<number, Set<string>>();
+  /** bind groups by a hash of (kernel, bindings); collisions chained (see bindGroup) */
+  private bindGroups = new Map<number, BindGroupEntry>();
+  private entriesByBuffer = new Map<number, Set<BindGroupEntry>>();
   private readbackPool: GPUBuffer[] = [];
   lostError: DeviceLostError | null = null;
   private firstError: Error | null = null;
@@ -167,10 +189,10 @@ export class Recorder {
 
   /** Destroys a buffer once no recorded command can still reference it. */
   release(g: GBuf): void {
-    const keys = this.keysByBuffer.get(g.id);
-    if (keys) {
-      for (const k of keys) this.bindGroups.delete(k);
-      this.keysByBuffer.delete(g.id);
+    const entries = this.entriesByBuffer.get(g.id);
+    if (entries) {
+      for (const e of entries) this.unlinkBindGroup(e);
+      this.entriesByBuffer.delete(g.id);
     }
     if (this.commands > 0 || this.deferred.length > 0) this.pendingDestroy.push(g.buffer);
     else g.buffer.destroy();
@@ -324,43 +346,61 @@ export class Recorder {
   }
 
   private bindGroup(k: Kernel, bufs: Record<number, BindRange>): GPUBindGroup {
-    // the key is built without allocating entries: a hit (every dispatch after the first step)
-    // costs one string and one map lookup
-    let key = `${k.id}`;
+    // a hit (every dispatch after the first step) allocates nothing: the (kernel, bindings) pair
+    // is hashed to an integer and compared field by field with the entries under that hash
     const slots = k.slots;
+    let h = k.id | 0;
+    for (let i = 0; i < slots.length; i++) {
+      if (k.kinds[i] === 'rd') continue;
+      const r = bufs[slots[i]];
+      if (!r) throw new BackendError(`webgpu: kernel ${k.label} needs binding ${slots[i]}`);
+      h = Math.imul(h ^ r.buf.id, 0x01000193);
+      h = Math.imul(h ^ (r.offset ?? -1), 0x01000193);
+      h = Math.imul(h ^ (r.size ?? -1), 0x01000193);
+    }
+    const head = this.bindGroups.get(h);
+    for (let e = head; e; e = e.next) {
+      if (e.kernel === k && sameBindings(e, bufs)) return e.bg;
+    }
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring.buffer, offset: 0, size: SLOT } }];
+    const entry: BindGroupEntry = { hash: h, kernel: k, ids: [], offsets: [], sizes: [], bg: null as unknown as GPUBindGroup, next: head };
     for (let i = 0; i < slots.length; i++) {
       const binding = slots[i];
       if (k.kinds[i] === 'rd') {
-        key += '|r';
-        continue;
-      }
-      const r = bufs[binding];
-      if (!r) throw new BackendError(`webgpu: kernel ${k.label} needs binding ${binding}`);
-      key += r.offset === undefined && r.size === undefined ? `|${r.buf.id}` : `|${r.buf.id}:${r.offset ?? 0}:${r.size ?? r.buf.size - (r.offset ?? 0)}`;
-    }
-    const hit = this.bindGroups.get(key);
-    if (hit) return hit;
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring.buffer, offset: 0, size: SLOT } }];
-    const ids: number[] = [];
-    for (const [binding, kind] of k.bindings) {
-      if (kind === 'rd') {
         entries.push({ binding, resource: { buffer: this.ring.buffer, offset: 0, size: DYN_WINDOW } });
+        entry.ids.push(-1);
+        entry.offsets.push(-1);
+        entry.sizes.push(-1);
         continue;
       }
       const r = bufs[binding];
       const offset = r.offset ?? 0;
-      const size = r.size ?? r.buf.size - offset;
-      entries.push({ binding, resource: { buffer: r.buf.buffer, offset, size } });
-      ids.push(r.buf.id);
+      entries.push({ binding, resource: { buffer: r.buf.buffer, offset, size: r.size ?? r.buf.size - offset } });
+      entry.ids.push(r.buf.id);
+      entry.offsets.push(r.offset ?? -1);
+      entry.sizes.push(r.size ?? -1);
     }
-    const bg = this.device.createBindGroup({ layout: k.layout, entries, label: k.label });
-    this.bindGroups.set(key, bg);
-    for (const id of ids) {
-      let s = this.keysByBuffer.get(id);
-      if (!s) this.keysByBuffer.set(id, (s = new Set()));
-      s.add(key);
+    entry.bg = this.device.createBindGroup({ layout: k.layout, entries, label: k.label });
+    this.bindGroups.set(h, entry);
+    for (const id of entry.ids) {
+      if (id < 0) continue;
+      let set = this.entriesByBuffer.get(id);
+      if (!set) this.entriesByBuffer.set(id, (set = new Set()));
+      set.add(entry);
     }
-    return bg;
+    return entry.bg;
+  }
+
+  /** Removes a cached bind group (one of its buffers is released). */
+  private unlinkBindGroup(e: BindGroupEntry): void {
+    let cur = this.bindGroups.get(e.hash);
+    if (cur === e) {
+      if (e.next) this.bindGroups.set(e.hash, e.next);
+      else this.bindGroups.delete(e.hash);
+      return;
+    }
+    while (cur && cur.next !== e) cur = cur.next;
+    if (cur) cur.next = e.next;
   }
 
   /**
