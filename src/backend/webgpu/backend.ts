@@ -239,9 +239,7 @@ export class WebGpuBackend implements Backend {
   /** what the int4 GEMV dispatchers (gemvInt4.ts) use of this backend */
   private readonly gemv: GemvContext;
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
-  private hot = new Map<string, Kernel>();
-  /** numeric-keyed hot kernels (nk): attention below 1 << 20, rope+kv write from 1 << 20 */
-  private hotN = new Map<number, Kernel>();
+  private hot = new Map<string | number, Kernel>();
   private readonly hostEmbeddingBytes: number;
   /** argmaxToken results (TOKEN_SLOTS slots) and how many argmaxToken calls there were */
   private tokens: GBuf | null = null;
@@ -346,18 +344,12 @@ export class WebGpuBackend implements Backend {
     if (this.pendingRopes.length) this.flushRopes();
   }
 
-  /** A hot-path kernel memoised by a number (no key string per dispatch; `key` must determine `spec`). */
-  private nk(key: number, spec: () => KernelSpec): Kernel {
-    let k = this.hotN.get(key);
-    if (!k) {
-      k = this.kernels.get(spec());
-      this.hotN.set(key, k);
-    }
-    return k;
-  }
-
-  /** A hot-path kernel, memoised by `key` (which must determine `spec`). */
-  private hk(key: string, spec: () => KernelSpec): Kernel {
+  /**
+   * A hot-path kernel, memoised by `key` (which must determine `spec`): a string, or a number where
+   * even building a short string per dispatch is worth avoiding (attention below 1 << 20, rope+kv
+   * write from 1 << 20).
+   */
+  private hk(key: string | number, spec: () => KernelSpec): Kernel {
     let k = this.hot.get(key);
     if (!k) {
       k = this.kernels.get(spec());
@@ -652,7 +644,7 @@ export class WebGpuBackend implements Backend {
     if (last > k.buf.length) return false;
     rs.length = 0;
     const f = s.quant === 'f32';
-    const kern = this.nk((1 << 20) + (f ? 0 : 1), () => ({
+    const kern = this.hk((1 << 20) + (f ? 0 : 1), () => ({
       file: 'rope_kv',
       entry: 'main',
       defines: [f ? 'F32' : 'I8'],
@@ -1039,15 +1031,15 @@ export class WebGpuBackend implements Backend {
       const key = ((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 4;
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
-        const k0 = this.nk(key, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs()], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } }));
+        const k0 = this.hk(key, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs()], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } }));
         this.rec.dispatch(k0, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [1, p.heads]);
         return;
       }
       const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
-      const k1 = this.nk(key + 1, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs()], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds() } }));
+      const k1 = this.hk(key + 1, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs()], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds() } }));
       const partBind = { buf: part };
       this.rec.dispatch(k1, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: partBind, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [nChunks, p.heads]);
-      const k2 = this.nk(HD * 16 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
+      const k2 = this.hk(HD * 16 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
       this.rec.dispatch(k2, params, { 1: { buf: o.g }, 4: partBind }, [p.heads]);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0];
