@@ -35,6 +35,8 @@ const { values } = parseArgs({
     paced: { type: 'string', default: '' },
     // WebGPU: decode per WebGpuOptions.attnKeyLanes value (A/B in one process), e.g. 1,4
     'attn-lanes': { type: 'string', default: '' },
+    // WebGPU: decode attention with WebGpuOptions.subgroups off and on (A/B in one process), e.g. 0,1
+    subgroups: { type: 'string', default: '' },
     'int4-variant': { type: 'string' },
   },
 });
@@ -246,11 +248,13 @@ for (const source of values.models!.split(',')) {
   const submitFirsts = values['submit-first'] ? values['submit-first'].split(',').map(Number) : [NaN];
   const pacings = values.paced ? values.paced.split(',').map(Number) : [NaN];
   const laneCounts = values['attn-lanes'] ? values['attn-lanes'].split(',').map(Number) : [NaN];
-  const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.map((al) => [c, sf, pr, al] as const))));
-  for (const [context, submitFirst, paced, lanes] of runs) {
+  const sgs = values.subgroups ? values.subgroups.split(',').map(Number) : [NaN];
+  const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.flatMap((al) => sgs.map((sg) => [c, sf, pr, al, sg] as const)))));
+  for (const [context, submitFirst, paced, lanes, sg] of runs) {
     if (!Number.isNaN(submitFirst)) (model.backend as WebGpuBackend).rec.submitFirst = submitFirst;
     if (!Number.isNaN(paced)) (model.backend as WebGpuBackend).rec.pacedReadback = paced === 1;
     if (!Number.isNaN(lanes)) (model.backend as WebGpuBackend).attnKeyLanes = lanes === 4 ? 4 : 1;
+    if (!Number.isNaN(sg)) (model.backend as WebGpuBackend).useSubgroups = sg === 1;
     const decode = await decodeSpeed(model, context, genLen);
     const bytes = model.bytesPerToken;
     const breakdown = backend === 'webgpu' && values['step-breakdown'] ? await stepBreakdown(model, context) : {};
@@ -266,6 +270,7 @@ for (const source of values.models!.split(',')) {
       ...(Number.isNaN(submitFirst) ? {} : { submit_first: submitFirst }),
       ...(Number.isNaN(paced) ? {} : { paced_readback: paced === 1 }),
       ...(Number.isNaN(lanes) ? {} : { attn_key_lanes: lanes }),
+      ...(Number.isNaN(sg) ? {} : { subgroups: sg === 1 }),
       decode_tok_s: +decode.tokS.toFixed(3),
       decode_p50_ms: decode.p50,
       decode_p90_ms: decode.p90,

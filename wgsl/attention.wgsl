@@ -9,6 +9,11 @@
 //   prefill: 16 query rows × 16 keys per step, online softmax in workgroup memory.
 //   LANES4 (int8 keys, HD a multiple of 64; WebGpuOptions.attnKeyLanes = 4): decode scores with
 //     4 lanes per slot reading the key row as vec4<u32> words instead of a lane per slot.
+//   SG (WebGpuOptions.subgroups, adapters with subgroups): decode_part's max and sum reductions
+//     through subgroup operations.
+//#if SG
+enable subgroups;
+//#endif
 const HD: u32 = {{HD}}u;
 const HD4: u32 = HD / 4u;
 const CH: u32 = 64u;           // slots per decode workgroup (64 threads)
@@ -143,6 +148,22 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     s = (a.x + a.y) + (a.z + a.w);
   }
 //#endif
+//#if SG
+  // subgroup reductions (SG, where the adapter has subgroups): each subgroup's max / sum comes from
+  // its elected invocation and the identity from the others, and every thread folds the 64 slots
+  // (broadcast reads): one barrier per reduction instead of six, whatever the subgroup size
+  red[l] = select(NEG, subgroupMax(s), subgroupElect());
+  workgroupBarrier();
+  var m = NEG;
+  for (var i = 0u; i < 64u; i++) { m = max(m, red[i]); }
+  workgroupBarrier();
+  let e = exp(s - m);
+  sc[l] = e;
+  red[l] = select(0.0, subgroupAdd(e), subgroupElect());
+  workgroupBarrier();
+  var lsum = 0.0;
+  for (var i = 0u; i < 64u; i++) { lsum += red[i]; }
+//#else
   red[l] = s;
   workgroupBarrier();
   for (var k = 32u; k > 0u; k >>= 1u) {
@@ -159,6 +180,8 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     if (l < k) { red[l] += red[l + k]; }
     workgroupBarrier();
   }
+  let lsum = red[0];
+//#endif
   let n = min(CH, p.kvLen - s0);
   let d4 = l % HD4;
   let g = l / HD4;
@@ -186,7 +209,7 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   if (l < HD4) {
     var o4 = vec4f(0.0);
     for (var gg = 0u; gg < G; gg++) { o4 += ov[gg * HD4 + l]; }
-    let inv = 1.0 / red[0];
+    let inv = 1.0 / lsum;
     o[h * HD + 4u * l] = o4.x * inv;
     o[h * HD + 4u * l + 1u] = o4.y * inv;
     o[h * HD + 4u * l + 2u] = o4.z * inv;
@@ -204,7 +227,7 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   }
   if (l == 0u) {
     part[pb] = m;
-    part[pb + 1u] = red[0];
+    part[pb + 1u] = lsum;
   }
 //#endif
 }

@@ -736,6 +736,49 @@ describe('webgpu: rope, KV cache and attention', () => {
     }
   });
 
+  it('decode attention with subgroup reductions (WebGpuOptions.subgroups) equals the reference and the barrier-tree path', async () => {
+    // SwiftShader has the subgroups feature: CI runs the SG kernels, not a fallback
+    expect(gpu.features.subgroups).toBe(true);
+    const heads = 3;
+    const hd = 128;
+    const W = heads * hd;
+    const slots = 150; // chunks of 64: 1, 2 and 3 chunks as kvLen grows
+    const qkv = randoms(slots * 3 * W, 16, 1.5);
+    const run = async (b: Backend, quant: KVQuant) => {
+      const kv = b.kvCreate(slots, heads, hd, quant, at);
+      const buf = put(b, qkv);
+      b.kvWrite(kv, { buf, stride: 3 * W, offset: W }, { buf, stride: 3 * W, offset: 2 * W }, slots, 0);
+      const o = b.alloc(W, at);
+      const outs: number[] = [];
+      for (const kvLen of [1, 63, 64, 65, 129, 150]) {
+        const r = kvLen - 1;
+        b.attention(o, { buf, stride: 3 * W, offset: r * 3 * W }, kv, { rows: 1, heads, headDim: hd, kvLen, pos0: r, scale: 1 / Math.sqrt(hd), lognSeqLength: 100 });
+        outs.push(...(await b.read(o, 0, W)));
+      }
+      b.kvFree(kv);
+      return Float32Array.from(outs);
+    };
+    const initial = { sg: gpu.useSubgroups, lanes: gpu.attnKeyLanes };
+    try {
+      for (const quant of ['f32', 'int8'] as KVQuant[]) {
+        const want = await run(ref, quant);
+        for (const lanes of [1, 4] as const) {
+          gpu.attnKeyLanes = lanes;
+          gpu.useSubgroups = false;
+          const tree = await run(gpu, quant);
+          gpu.useSubgroups = true;
+          const sg = await run(gpu, quant);
+          // f32: summation order only; int8: adjacent codes possible against the f64 reference
+          expect(relErr(sg, want), `${quant}, ${lanes} lanes`).toBeLessThan(quant === 'f32' ? 1e-5 : 2e-3);
+          expect(relErr(sg, tree), `${quant}, ${lanes} lanes, subgroups vs tree`).toBeLessThan(2e-6);
+        }
+      }
+    } finally {
+      gpu.useSubgroups = initial.sg;
+      gpu.attnKeyLanes = initial.lanes;
+    }
+  });
+
   for (const quant of ['f32', 'int8'] as KVQuant[]) {
     it(`rope of q and k then kvWrite of k (fused on the GPU) equals the separate ops (${quant}, prefill and decode rows)`, async () => {
       const heads = 3;

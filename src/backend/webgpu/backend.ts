@@ -77,6 +77,12 @@ export interface WebGpuOptions {
    */
   attnKeyLanes?: 1 | 4;
   /**
+   * Experimental: where the adapter has the `subgroups` feature, decode attention reduces its
+   * scores' max and sum with subgroup operations (one barrier each instead of six). Exact on
+   * SwiftShader (tests); not yet measured on a GPU: default false.
+   */
+  subgroups?: boolean;
+  /**
    * Benchmarks: variant of the one-row int4 GEMV — comma-separated options of the grouped kernel
    * ('Q1' = 4 columns per thread, 'RB2' = 2 word rows per unit, 'GS<n>' = at most n unit slots per
    * workgroup, 'PF' = prefetch the next unit's weights (needs Q1, RB2), 'PF2' = two units ahead,
@@ -246,6 +252,8 @@ export class WebGpuBackend implements Backend {
   private tokenSeq = 0;
   /** see WebGpuOptions.attnKeyLanes (settable for benchmarks) */
   attnKeyLanes: 1 | 4;
+  /** see WebGpuOptions.subgroups (settable for benchmarks; takes effect only with the feature) */
+  useSubgroups: boolean;
   /** see WebGpuOptions.int4Variant (parsed once; settable for benchmarks) */
   private variant: Int4Variant;
   get int4Variant(): string {
@@ -266,6 +274,7 @@ export class WebGpuBackend implements Backend {
     this.rec.submitFirst = opts.submitFirst ?? 8;
     this.rec.pacedReadback = opts.pacedReadback ?? false;
     this.attnKeyLanes = opts.attnKeyLanes ?? 4;
+    this.useSubgroups = opts.subgroups ?? false;
     this.kernels = new KernelCache(device);
     const self = this;
     this.gemv = {
@@ -1023,12 +1032,13 @@ export class WebGpuBackend implements Backend {
     const a = s.att;
     if (p.rows === 1) {
       const lanes4 = this.attnKeyLanes === 4 && kvDef === 'I8' && HD % 64 === 0;
-      const decodeDefs = (): string[] => (lanes4 ? [kvDef, 'LANES4'] : [kvDef]);
+      const sg = this.useSubgroups && this.features.subgroups;
+      const decodeDefs = (): string[] => [kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : [])];
       const nChunks = Math.ceil(p.kvLen / ATT_CHUNK);
       if (nChunks > 1024) throw new ArgumentError(`attention: kvLen ${p.kvLen} exceeds ${1024 * ATT_CHUNK} slots on WebGPU`);
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
-      // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, which pass)
-      const key = ((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 4;
+      // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, which pass)
+      const key = (((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 4;
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
         const k0 = this.hk(key, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs()], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } }));
@@ -1039,7 +1049,7 @@ export class WebGpuBackend implements Backend {
       const k1 = this.hk(key + 1, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs()], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds() } }));
       const partBind = { buf: part };
       this.rec.dispatch(k1, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: partBind, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [nChunks, p.heads]);
-      const k2 = this.hk(HD * 16 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
+      const k2 = this.hk(HD * 32 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
       this.rec.dispatch(k2, params, { 1: { buf: o.g }, 4: partBind }, [p.heads]);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0];
