@@ -653,6 +653,7 @@ export class Recorder {
     for (const b of this.readbackPool) b.destroy();
     this.readbackPool = [];
     this.bindGroups.clear();
+    this.entriesByBuffer.clear();
     this.querySet?.destroy();
   }
 }
