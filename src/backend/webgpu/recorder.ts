@@ -191,7 +191,7 @@ export class Recorder {
   release(g: GBuf): void {
     const entries = this.entriesByBuffer.get(g.id);
     if (entries) {
-      for (const e of entries) this.unlinkBindGroup(e);
+      for (const e of [...entries]) this.unlinkBindGroup(e);
       this.entriesByBuffer.delete(g.id);
     }
     if (this.commands > 0 || this.deferred.length > 0) this.pendingDestroy.push(g.buffer);
@@ -391,8 +391,9 @@ export class Recorder {
     return entry.bg;
   }
 
-  /** Removes a cached bind group (one of its buffers is released). */
+  /** Removes a cached bind group (one of its buffers is released) from the cache and the index. */
   private unlinkBindGroup(e: BindGroupEntry): void {
+    for (const id of e.ids) this.entriesByBuffer.get(id)?.delete(e);
     let cur = this.bindGroups.get(e.hash);
     if (cur === e) {
       if (e.next) this.bindGroups.set(e.hash, e.next);
