@@ -698,33 +698,38 @@ describe('webgpu: rope, KV cache and attention', () => {
     });
   }
 
+  /**
+   * Decode attention outputs of one query row at cache lengths that take 1, 2 and 3 chunks of 64
+   * (3 heads of `hd` dims, cache filled from a random qkv buffer with the given seed).
+   */
+  async function decodeAttentionSweep(b: Backend, quant: KVQuant, hd: number, seed: number): Promise<Float32Array> {
+    const heads = 3;
+    const W = heads * hd;
+    const slots = 150;
+    const qkv = randoms(slots * 3 * W, seed, 1.5);
+    const kv = b.kvCreate(slots, heads, hd, quant, at);
+    const buf = put(b, qkv);
+    b.kvWrite(kv, { buf, stride: 3 * W, offset: W }, { buf, stride: 3 * W, offset: 2 * W }, slots, 0);
+    const o = b.alloc(W, at);
+    const outs: number[] = [];
+    for (const kvLen of [1, 63, 64, 65, 129, 150]) {
+      const r = kvLen - 1;
+      b.attention(o, { buf, stride: 3 * W, offset: r * 3 * W }, kv, { rows: 1, heads, headDim: hd, kvLen, pos0: r, scale: 1 / Math.sqrt(hd), lognSeqLength: 100 });
+      outs.push(...(await b.read(o, 0, W)));
+    }
+    b.kvFree(kv);
+    return Float32Array.from(outs);
+  }
+
   it('decode attention over an int8 cache with 4 lanes per key (attnKeyLanes) equals the reference, one and several chunks', async () => {
     for (const hd of [128, 64]) {
-      const heads = 3;
-      const W = heads * hd;
-      const slots = 150; // chunks of 64: 1, 2 and 3 chunks as kvLen grows
-      const qkv = randoms(slots * 3 * W, 15, 1.5);
-      const run = async (b: Backend) => {
-        const kv = b.kvCreate(slots, heads, hd, 'int8', at);
-        const buf = put(b, qkv);
-        b.kvWrite(kv, { buf, stride: 3 * W, offset: W }, { buf, stride: 3 * W, offset: 2 * W }, slots, 0);
-        const o = b.alloc(W, at);
-        const outs: number[] = [];
-        for (const kvLen of [1, 63, 64, 65, 129, 150]) {
-          const r = kvLen - 1;
-          b.attention(o, { buf, stride: 3 * W, offset: r * 3 * W }, kv, { rows: 1, heads, headDim: hd, kvLen, pos0: r, scale: 1 / Math.sqrt(hd), lognSeqLength: 100 });
-          outs.push(...(await b.read(o, 0, W)));
-        }
-        b.kvFree(kv);
-        return Float32Array.from(outs);
-      };
-      const want = await run(ref);
+      const want = await decodeAttentionSweep(ref, 'int8', hd, 15);
       const initial = gpu.attnKeyLanes;
       try {
         gpu.attnKeyLanes = 1;
-        const one = await run(gpu);
+        const one = await decodeAttentionSweep(gpu, 'int8', hd, 15);
         gpu.attnKeyLanes = 4;
-        const four = await run(gpu);
+        const four = await decodeAttentionSweep(gpu, 'int8', hd, 15);
         // int8: the GPU and the reference may round a value to adjacent codes (f32 vs f64 quotient)
         expect(relErr(one, want), `hd ${hd}, 1 lane`).toBeLessThan(2e-3);
         expect(relErr(four, want), `hd ${hd}, 4 lanes`).toBeLessThan(2e-3);
@@ -739,35 +744,16 @@ describe('webgpu: rope, KV cache and attention', () => {
   it('decode attention with subgroup reductions (WebGpuOptions.subgroups) equals the reference and the barrier-tree path', async () => {
     // SwiftShader has the subgroups feature: CI runs the SG kernels, not a fallback
     expect(gpu.features.subgroups).toBe(true);
-    const heads = 3;
-    const hd = 128;
-    const W = heads * hd;
-    const slots = 150; // chunks of 64: 1, 2 and 3 chunks as kvLen grows
-    const qkv = randoms(slots * 3 * W, 16, 1.5);
-    const run = async (b: Backend, quant: KVQuant) => {
-      const kv = b.kvCreate(slots, heads, hd, quant, at);
-      const buf = put(b, qkv);
-      b.kvWrite(kv, { buf, stride: 3 * W, offset: W }, { buf, stride: 3 * W, offset: 2 * W }, slots, 0);
-      const o = b.alloc(W, at);
-      const outs: number[] = [];
-      for (const kvLen of [1, 63, 64, 65, 129, 150]) {
-        const r = kvLen - 1;
-        b.attention(o, { buf, stride: 3 * W, offset: r * 3 * W }, kv, { rows: 1, heads, headDim: hd, kvLen, pos0: r, scale: 1 / Math.sqrt(hd), lognSeqLength: 100 });
-        outs.push(...(await b.read(o, 0, W)));
-      }
-      b.kvFree(kv);
-      return Float32Array.from(outs);
-    };
     const initial = { sg: gpu.useSubgroups, lanes: gpu.attnKeyLanes };
     try {
       for (const quant of ['f32', 'int8'] as KVQuant[]) {
-        const want = await run(ref, quant);
+        const want = await decodeAttentionSweep(ref, quant, 128, 16);
         for (const lanes of [1, 4] as const) {
           gpu.attnKeyLanes = lanes;
           gpu.useSubgroups = false;
-          const tree = await run(gpu, quant);
+          const tree = await decodeAttentionSweep(gpu, quant, 128, 16);
           gpu.useSubgroups = true;
-          const sg = await run(gpu, quant);
+          const sg = await decodeAttentionSweep(gpu, quant, 128, 16);
           // f32: summation order only; int8: adjacent codes possible against the f64 reference
           expect(relErr(sg, want), `${quant}, ${lanes} lanes`).toBeLessThan(quant === 'f32' ? 1e-5 : 2e-3);
           expect(relErr(sg, tree), `${quant}, ${lanes} lanes, subgroups vs tree`).toBeLessThan(2e-6);
