@@ -31,11 +31,6 @@ struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u
 @group(0) @binding(5) var<storage, read> x4: array<vec4f>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 
-// vec4 index of the first vec4 of word row r of tile t, and the first scale/zero word of group g
-// of tile t (see the layout above)
-fn qrow(t: u32, r: u32) -> u32 { return (t * p.R + r) * 4u; }
-fn szAt(t: u32, g: u32) -> u32 { return (t * p.G + g) * 10u; }
-
 
 //#if SWIGLU
 // epilogue out[c] = out[c] · silu(y[c]) (Qwen's w1(x) · silu(w2(x)), out holds w1(x))
@@ -103,8 +98,8 @@ fn xv(i: u32) -> vec4f {
 //#endif
 }
 
-// x of the four word rows r, r + rs, r + 2rs, r + 3rs (halves a, b of each row's 8 values), and the Σ x·q of four
-// rows' words against it: the whole-unit step of the RB = 4 kernels
+// x of the four word rows r, r + rs, r + 2rs, r + 3rs (halves a, b of each row's 8 values), and
+// the Σ x·q of four rows' words against it: the whole-unit step of the RB = 4 kernels
 struct XU { a0: vec4f, b0: vec4f, a1: vec4f, b1: vec4f, a2: vec4f, b2: vec4f, a3: vec4f, b3: vec4f }
 fn xunit(r: u32, rs: u32) -> XU {
   let r1 = r + rs;
@@ -155,18 +150,10 @@ fn zeros4(zw: u32) -> vec4f {
   return bitcast<vec4f>(z | vec4u(0x4b000000u)) - vec4f(8388607.0);
 }
 
-// first word row of work unit u (nb units of RB rows per group), and the distance to its next
-// row: 1, or with SU (split units) nb — unit j of a group takes rows j, j + nb, …, so the first
-// rows of 8 neighbouring units (one warp's load instruction) are 8 neighbouring rows, 512
-// contiguous bytes, rather than 8 rows 2 apart (needs rpg % RB == 0: the dispatcher checks)
-fn unitRow(u: u32, nb: u32) -> u32 {
-  let g = u / nb;
-//#if SU
-  return g * p.rpg + (u - g * nb);
-//#else
-  return g * p.rpg + (u - g * nb) * RB;
-//#endif
-}
+// the distance from a unit's first word row to its next: 1, or with SU (split units) nb — unit j
+// of a group takes rows j, j + nb, …, so the first rows of 8 neighbouring units (one warp's load
+// instruction) are 8 neighbouring rows, 512 contiguous bytes, rather than 8 rows 2 apart (needs
+// rpg % RB == 0: the dispatcher checks)
 fn rowStep(nb: u32) -> u32 {
 //#if SU
   return nb;
@@ -176,7 +163,7 @@ fn rowStep(nb: u32) -> u32 {
 }
 // A thread's units are u, u + GS, …; it tracks (group, unit within the group) of each and steps
 // it by (GS / nb, GS % nb) with one carry, instead of dividing by nb every iteration (a u32
-// division by a non-constant is a long instruction sequence). gjRow: its first word row.
+// division by a non-constant is a long instruction sequence). gjRow: the unit's first word row.
 fn gjRow(gj: vec2u, rb: u32) -> u32 {
 //#if SU
   return gj.x * p.rpg + gj.y;
@@ -201,6 +188,8 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
   let h = l % TPR;
   let slot = l / TPR;
+  let wb = t * p.R * 4u + h;
+  let sbase = t * p.G * 10u;
   // work units: (group g, RB consecutive word rows of it); nb units per group
   let nb = (p.rpg + RB - 1u) / RB;
   let units = p.G * nb;
@@ -211,20 +200,23 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
   // software-pipelined (Q1, RB2, even rpg: every unit whole): the next unit's two weight words are
   // loaded before this unit's math, so each thread keeps a load in flight while it computes
   // (PF2: the next two units' — pa holds unit u + GS, pb unit u + 2·GS)
+  let st = vec2u(GS / nb, GS % nb);
+  var gj = vec2u(slot / nb, slot % nb);   // unit u
+  var gjn = gjStep(gj, nb, st);           // unit u + GS
   var pa0 = vec4<u32>(0u);
   var pa1 = vec4<u32>(0u);
   if (slot < units) {
-    let r0 = unitRow(slot, nb);
-    pa0 = qw[qrow(t, r0) + h];
-    pa1 = qw[qrow(t, r0 + rs) + h];
+    let r0 = gjRow(gj, 2u);
+    pa0 = qw[wb + r0 * 4u];
+    pa1 = qw[wb + (r0 + rs) * 4u];
   }
 //#if PF2
   var pb0 = vec4<u32>(0u);
   var pb1 = vec4<u32>(0u);
   if (slot + GS < units) {
-    let r0 = unitRow(slot + GS, nb);
-    pb0 = qw[qrow(t, r0) + h];
-    pb1 = qw[qrow(t, r0 + rs) + h];
+    let r0 = gjRow(gjn, 2u);
+    pb0 = qw[wb + r0 * 4u];
+    pb1 = qw[wb + (r0 + rs) * 4u];
   }
 //#endif
 //#endif
@@ -235,9 +227,6 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
 //#endif
 //#if PF
-  let st = vec2u(GS / nb, GS % nb);
-  var gj = vec2u(slot / nb, slot % nb);   // unit u
-  var gjn = gjStep(gj, nb, st);           // unit u + GS
   for (var u = slot; u < units; u += GS) {
     let g = gj.x;
     let r = gjRow(gj, 2u);
@@ -249,14 +238,14 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     let gj2 = gjStep(gjn, nb, st);
     if (u + 2u * GS < units) {
       let rn = gjRow(gj2, 2u);
-      pb0 = qw[qrow(t, rn) + h];
-      pb1 = qw[qrow(t, rn + rs) + h];
+      pb0 = qw[wb + rn * 4u];
+      pb1 = qw[wb + (rn + rs) * 4u];
     }
 //#else
     if (u + GS < units) {
       let rn = gjRow(gjn, 2u);
-      pa0 = qw[qrow(t, rn) + h];
-      pa1 = qw[qrow(t, rn + rs) + h];
+      pa0 = qw[wb + rn * 4u];
+      pa1 = qw[wb + (rn + rs) * 4u];
     }
 //#endif
     gj = gjn;
@@ -272,7 +261,7 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     let ra = dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1);
     let X = (xa0 + xb0) + (xa1 + xb1);
     let xs = (X.x + X.y) + (X.z + X.w);
-    let sb = szAt(t, g);
+    let sb = sbase + g * 10u;
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
     let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
     acc0 += sa * (ra - za * xs);
@@ -287,14 +276,13 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     var X = vec4f(0.0);
     if (r + RB == r1) {
       // a whole unit: every load first
-      let i0 = qrow(t, r) + h;
-      let i1 = qrow(t, r + 1u) + h;
+      let i = wb + r * 4u;
 //#if RB2
-      let a0 = qw[i0];
-      let a1 = qw[i1];
+      let a0 = qw[i];
+      let a1 = qw[i + 4u];
 //#if !Q1
-      let b0 = qw[i0 + 2u];
-      let b1 = qw[i1 + 2u];
+      let b0 = qw[i + 2u];
+      let b1 = qw[i + 6u];
 //#endif
       let xa0 = xv(2u * r);
       let xb0 = xv(2u * r + 1u);
@@ -306,17 +294,15 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
       X = (xa0 + xb0) + (xa1 + xb1);
 //#else
-      let i2 = qrow(t, r + 2u) + h;
-      let i3 = qrow(t, r + 3u) + h;
-      let a0 = qw[i0];
-      let a1 = qw[i1];
-      let a2 = qw[i2];
-      let a3 = qw[i3];
+      let a0 = qw[i];
+      let a1 = qw[i + 4u];
+      let a2 = qw[i + 8u];
+      let a3 = qw[i + 12u];
 //#if !Q1
-      let b0 = qw[i0 + 2u];
-      let b1 = qw[i1 + 2u];
-      let b2 = qw[i2 + 2u];
-      let b3 = qw[i3 + 2u];
+      let b0 = qw[i + 2u];
+      let b1 = qw[i + 6u];
+      let b2 = qw[i + 10u];
+      let b3 = qw[i + 14u];
 //#endif
       let x = xunit(r, 1u);
       ra = dq16(a0, a1, a2, a3, x);
@@ -329,16 +315,16 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       for (; r < r1; r++) {
         let xa0 = xv(2u * r);
         let xb0 = xv(2u * r + 1u);
-        ra += dq4(qw[qrow(t, r) + h], xa0, xb0);
+        ra += dq4(qw[wb + r * 4u], xa0, xb0);
 //#if !Q1
-        rb += dq4(qw[qrow(t, r) + h + 2u], xa0, xb0);
+        rb += dq4(qw[wb + r * 4u + 2u], xa0, xb0);
 //#endif
         X += xa0 + xb0;
       }
     }
     // scale and zero of group g applied once per unit: s·(Σ x·q − zero·Σ x)
     let xs = (X.x + X.y) + (X.z + X.w);
-    let sb = szAt(t, g);
+    let sb = sbase + g * 10u;
 //#if Q1
     // columns 4h..4h+3: scale words 2h, 2h+1; zero nibbles 4(h%2).. of word 8 + h/2
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
@@ -410,20 +396,14 @@ var<workgroup> red2B: array<f32, 256>;
 //#if DRB2
 const DRB: u32 = 2u;
 struct DW { a0: vec4<u32>, a1: vec4<u32>, b0: vec4<u32>, b1: vec4<u32> }
-fn dload(t: u32, r: u32, h: u32, rs: u32) -> DW {
-  let i0 = qrow(t, r) + h;
-  let i1 = qrow(t, r + rs) + h;
-  return DW(qw[i0], qw[i1], qw2[i0], qw2[i1]);
+fn dload(i: u32, s: u32) -> DW {
+  return DW(qw[i], qw[i + s], qw2[i], qw2[i + s]);
 }
 //#else
 const DRB: u32 = 4u;
 struct DW { a0: vec4<u32>, a1: vec4<u32>, a2: vec4<u32>, a3: vec4<u32>, b0: vec4<u32>, b1: vec4<u32>, b2: vec4<u32>, b3: vec4<u32> }
-fn dload(t: u32, r: u32, h: u32, rs: u32) -> DW {
-  let i0 = qrow(t, r) + h;
-  let i1 = qrow(t, r + rs) + h;
-  let i2 = qrow(t, r + 2u * rs) + h;
-  let i3 = qrow(t, r + 3u * rs) + h;
-  return DW(qw[i0], qw[i1], qw[i2], qw[i3], qw2[i0], qw2[i1], qw2[i2], qw2[i3]);
+fn dload(i: u32, s: u32) -> DW {
+  return DW(qw[i], qw[i + s], qw[i + 2u * s], qw[i + 3u * s], qw2[i], qw2[i + s], qw2[i + 2u * s], qw2[i + 3u * s]);
 }
 //#endif
 // Σ x·q of both matrices and Σ x over the unit's rows (r = its first word row, rs its row step)
@@ -463,16 +443,21 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
 //#endif
   let h = l % TPR;
   let slot = l / TPR;
+  let wb = t * p.R * 4u + h;
+  let sbase = t * p.G * 10u;
   let nb = (p.rpg + DRB - 1u) / DRB;
   let units = p.G * nb;
   let rs = rowStep(nb);
+  let rs4 = 4u * rs;                      // the row step in vec4s (dload)
+  let st = vec2u(GS / nb, GS % nb);
+  var gj = vec2u(slot / nb, slot % nb);   // unit u (see gjStep)
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
 //#if DPRE
   var pw: DW;
   if (slot < units) {
-    let r0 = dwhole(vec2u(slot / nb, slot % nb));
-    if (r0 != 0xffffffffu) { pw = dload(t, r0, h, rs); }
+    let r0 = dwhole(gj);
+    if (r0 != 0xffffffffu) { pw = dload(wb + r0 * 4u, rs4); }
   }
 //#endif
 //#if NORM
@@ -480,8 +465,6 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   normPrologue(l, t == 0u);
 //#endif
 //#endif
-  let st = vec2u(GS / nb, GS % nb);
-  var gj = vec2u(slot / nb, slot % nb);   // unit u (see gjStep)
   for (var u = slot; u < units; u += GS) {
     let g = gj.x;
     var r = gjRow(gj, DRB);
@@ -499,7 +482,7 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     let w = pw;
     if (u + GS < units) {
       let rn = dwhole(gjn);
-      if (rn != 0xffffffffu) { pw = dload(t, rn, h, rs); }
+      if (rn != 0xffffffffu) { pw = dload(wb + rn * 4u, rs4); }
     }
 //#endif
     if (r + DRB == r1) {
@@ -507,9 +490,9 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
 //#if DPRE
       // EL without DPF: only the first unit was loaded early
       var w = pw;
-      if (u != slot) { w = dload(t, r, h, rs); }
+      if (u != slot) { w = dload(wb + r * 4u, rs4); }
 //#else
-      let w = dload(t, r, h, rs);
+      let w = dload(wb + r * 4u, rs4);
 //#endif
 //#endif
       let d = dmath(w, r, rs);
@@ -520,13 +503,13 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
       for (; r < r1; r++) {
         let xa0 = xv(2u * r);
         let xb0 = xv(2u * r + 1u);
-        ra += dq4(qw[qrow(t, r) + h], xa0, xb0);
-        rb += dq4(qw2[qrow(t, r) + h], xa0, xb0);
+        ra += dq4(qw[wb + r * 4u], xa0, xb0);
+        rb += dq4(qw2[wb + r * 4u], xa0, xb0);
         X += xa0 + xb0;
       }
     }
     let xs = (X.x + X.y) + (X.z + X.w);
-    let sb = szAt(t, g);
+    let sb = sbase + g * 10u;
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
     let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
     let sc = vec4f(unpack2x16float(sz2[sb + 2u * h]), unpack2x16float(sz2[sb + 2u * h + 1u]));
@@ -585,10 +568,10 @@ fn nib(w: u32, xa: vec4f, xb: vec4f) -> f32 {
 }
 
 // one word row: Σ over its 8 k of x·W for the thread's 4 columns
-fn row(w: vec4<u32>, r: u32, t: u32, cg: u32, zshift: u32) -> vec4f {
+fn row(w: vec4<u32>, r: u32, sbase: u32, cg: u32, zshift: u32) -> vec4f {
   var g = 0u;
   if (p.rpg != 0u) { g = r / p.rpg; } else { g = rowGroup[r]; }
-  let sb = szAt(t, g);
+  let sb = sbase + g * 10u;
   let s01 = unpack2x16float(sz[sb + 2u * cg]);
   let s23 = unpack2x16float(sz[sb + 2u * cg + 1u]);
   let zw = sz[sb + 8u + (cg >> 1u)] >> zshift;
@@ -605,20 +588,22 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   let t = wg.x;                 // tile inside this chunk
   let cg = l & 3u;
   let ks = l >> 2u;
+  let wbase = t * p.R * 4u + cg;
+  let sbase = t * p.G * 10u;
   let zshift = (cg & 1u) * 16u;
   var acc = vec4f(0.0);
   var r = ks;
   // four rows per step, loads first: enough bytes in flight per thread to cover DRAM latency
   for (; r + 192u < p.R; r += 256u) {
-    let w0 = qw[qrow(t, r) + cg];
-    let w1 = qw[qrow(t, r + 64u) + cg];
-    let w2 = qw[qrow(t, r + 128u) + cg];
-    let w3 = qw[qrow(t, r + 192u) + cg];
-    acc += row(w0, r, t, cg, zshift) + row(w1, r + 64u, t, cg, zshift) +
-           row(w2, r + 128u, t, cg, zshift) + row(w3, r + 192u, t, cg, zshift);
+    let w0 = qw[wbase + r * 4u];
+    let w1 = qw[wbase + (r + 64u) * 4u];
+    let w2 = qw[wbase + (r + 128u) * 4u];
+    let w3 = qw[wbase + (r + 192u) * 4u];
+    acc += row(w0, r, sbase, cg, zshift) + row(w1, r + 64u, sbase, cg, zshift) +
+           row(w2, r + 128u, sbase, cg, zshift) + row(w3, r + 192u, sbase, cg, zshift);
   }
   for (; r < p.R; r += 64u) {
-    acc += row(qw[qrow(t, r) + cg], r, t, cg, zshift);
+    acc += row(qw[wbase + r * 4u], r, sbase, cg, zshift);
   }
   red[l] = acc;
   workgroupBarrier();

@@ -888,7 +888,7 @@ export class WebGpuBackend implements Backend {
         for (const c of w.chunks) {
           this.rec.dispatch(
             kern,
-            [w.R, w.G, N, c.tile0, hasBias, 0, w.rowsPerGroup, c.tiles],
+            [w.R, w.G, N, c.tile0, hasBias, 0, w.rowsPerGroup, 0],
             { 1: { buf: o.g }, 2: { buf: c.qw }, 3: { buf: c.sz }, 4: { buf: w.rowGroup }, 5: { buf: xi }, 6: { buf: biasBuf } },
             [c.tiles],
             [],
