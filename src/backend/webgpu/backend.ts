@@ -199,13 +199,13 @@ class WKV implements KVStore {
     readonly vm: GBuf | undefined,
   ) {
     this.width = heads * headDim;
-    this.att = { k: { buf: k }, v: { buf: v }, km: km && { buf: km }, vm: vm && { buf: vm } };
+    this.binds = { k: { buf: k }, v: { buf: v }, km: km && { buf: km }, vm: vm && { buf: vm } };
   }
   get bytes(): number {
     return this.k.size + this.v.size + (this.km?.size ?? 0) + (this.vm?.size ?? 0);
   }
   /** the store's buffers as bind ranges, built once (kernels bind them on every decode step) */
-  readonly att: { k: BindRange; v: BindRange; km?: BindRange; vm?: BindRange };
+  readonly binds: { k: BindRange; v: BindRange; km?: BindRange; vm?: BindRange };
 }
 
 interface PosTable {
@@ -295,7 +295,7 @@ export class WebGpuBackend implements Backend {
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 1024 * 1024 * 1024;
     // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup, the
-    // next unit's weights prefetched: measured fastest on the H100 (bench/NOTES.md, WebGPU)
+    // next unit's weights prefetched, split units: measured fastest on the H100 and H200 (NOTES)
     this.variant = new Int4Variant(opts.int4Variant ?? 'Q1,RB2,GS64,PF,SU');
   }
 
@@ -659,8 +659,8 @@ export class WebGpuBackend implements Backend {
       defines: [f ? 'F32' : 'I8'],
       bindings: (f ? { 1: 'w', 2: 'r', 3: 'w', 4: 'w' } : { 1: 'w', 2: 'r', 3: 'w', 4: 'w', 5: 'w', 6: 'w' }) as Record<number, BindKind>,
     }));
-    const a = s.att;
-    const bufs = { 1: { buf: (k.buf as WBuf).g }, 2: { buf: kr.table }, 3: a.k, 4: a.v, 5: a.km!, 6: a.vm! };
+    const b = s.binds;
+    const bufs = { 1: { buf: (k.buf as WBuf).g }, 2: { buf: kr.table }, 3: b.k, 4: b.v, 5: b.km, 6: b.vm } as Record<number, BindRange>;
     const params = [rows, s.width, slot, k.stride, k.offset, v.offset, qr ? qr.x.offset : 0, s.headDim, s.heads, kr.p.rotaryDim / 2, kr.p.pos0, 0];
     this.rec.dispatch(kern, params, bufs, [rows, s.heads, qr ? 3 : 2], [], 'rope+kv write');
     return true;
@@ -1027,9 +1027,11 @@ export class WebGpuBackend implements Backend {
       ? this.posTable(this.lognTables, p.lognSeqLength, p.pos0 + p.rows, (n) => lognTable(p.lognSeqLength, n), `logn table ${p.lognSeqLength}`)
       : this.dummy;
     const kvDef = s.quant === 'f32' ? 'F32' : 'I8';
-    // kernel specs are built on the first use only; the per-dispatch objects are plain literals
+    // kernel specs are built on the first use only; the bindings are one literal for every pass
+    // (4: the partials, set below where there are several chunks; 7, 8 only bound for int8 caches)
     const kvKinds = (): Record<number, 'r'> => (s.km ? { 5: 'r', 6: 'r', 7: 'r', 8: 'r' } : { 5: 'r', 6: 'r' });
-    const a = s.att;
+    const b = s.binds;
+    const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm } as Record<number, BindRange>;
     if (p.rows === 1) {
       const lanes4 = this.attnKeyLanes === 4 && kvDef === 'I8' && HD % 64 === 0;
       const sg = this.useSubgroups && this.features.subgroups;
@@ -1042,19 +1044,19 @@ export class WebGpuBackend implements Backend {
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
         const k0 = this.hk(key, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs()], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } }));
-        this.rec.dispatch(k0, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [1, p.heads]);
+        this.rec.dispatch(k0, params, bufs, [1, p.heads]);
         return;
       }
       const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
       const k1 = this.hk(key + 1, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs()], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds() } }));
-      const partBind = { buf: part };
-      this.rec.dispatch(k1, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: partBind, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [nChunks, p.heads]);
+      bufs[4] = { buf: part };
+      this.rec.dispatch(k1, params, bufs, [nChunks, p.heads]);
       const k2 = this.hk(HD * 32 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
-      this.rec.dispatch(k2, params, { 1: { buf: o.g }, 4: partBind }, [p.heads]);
+      this.rec.dispatch(k2, params, bufs, [p.heads]);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0];
       const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } });
-      this.rec.dispatch(kern, params, { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 5: a.k, 6: a.v, 7: a.km!, 8: a.vm! }, [Math.ceil(p.rows / 16), p.heads]);
+      this.rec.dispatch(kern, params, bufs, [Math.ceil(p.rows / 16), p.heads]);
     }
   }
 

@@ -42,7 +42,7 @@ interface BindGroupEntry {
   readonly ids: number[];
   readonly offsets: number[];
   readonly sizes: number[];
-  bg: GPUBindGroup;
+  readonly bg: GPUBindGroup;
   next: BindGroupEntry | undefined;
 }
 
@@ -191,7 +191,8 @@ export class Recorder {
   release(g: GBuf): void {
     const entries = this.entriesByBuffer.get(g.id);
     if (entries) {
-      for (const e of [...entries]) this.unlinkBindGroup(e);
+      // (unlinking deletes from this set too: a Set's iterator allows deleting the current entry)
+      for (const e of entries) this.unlinkBindGroup(e);
       this.entriesByBuffer.delete(g.id);
     }
     if (this.commands > 0 || this.deferred.length > 0) this.pendingDestroy.push(g.buffer);
@@ -363,24 +364,20 @@ export class Recorder {
       if (e.kernel === k && sameBindings(e, bufs)) return e.bg;
     }
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring.buffer, offset: 0, size: SLOT } }];
-    const entry: BindGroupEntry = { hash: h, kernel: k, ids: [], offsets: [], sizes: [], bg: null as unknown as GPUBindGroup, next: head };
+    const ids: number[] = [];
+    const offsets: number[] = [];
+    const sizes: number[] = [];
     for (let i = 0; i < slots.length; i++) {
       const binding = slots[i];
-      if (k.kinds[i] === 'rd') {
-        entries.push({ binding, resource: { buffer: this.ring.buffer, offset: 0, size: DYN_WINDOW } });
-        entry.ids.push(-1);
-        entry.offsets.push(-1);
-        entry.sizes.push(-1);
-        continue;
-      }
-      const r = bufs[binding];
-      const offset = r.offset ?? 0;
-      entries.push({ binding, resource: { buffer: r.buf.buffer, offset, size: r.size ?? r.buf.size - offset } });
-      entry.ids.push(r.buf.id);
-      entry.offsets.push(r.offset ?? -1);
-      entry.sizes.push(r.size ?? -1);
+      const r = k.kinds[i] === 'rd' ? undefined : bufs[binding];
+      if (r) entries.push({ binding, resource: { buffer: r.buf.buffer, offset: r.offset ?? 0, size: r.size ?? r.buf.size - (r.offset ?? 0) } });
+      else entries.push({ binding, resource: { buffer: this.ring.buffer, offset: 0, size: DYN_WINDOW } });
+      ids.push(r ? r.buf.id : -1);
+      offsets.push(r?.offset ?? -1);
+      sizes.push(r?.size ?? -1);
     }
-    entry.bg = this.device.createBindGroup({ layout: k.layout, entries, label: k.label });
+    const bg = this.device.createBindGroup({ layout: k.layout, entries, label: k.label });
+    const entry: BindGroupEntry = { hash: h, kernel: k, ids, offsets, sizes, bg, next: head };
     this.bindGroups.set(h, entry);
     for (const id of entry.ids) {
       if (id < 0) continue;
@@ -388,7 +385,7 @@ export class Recorder {
       if (!set) this.entriesByBuffer.set(id, (set = new Set()));
       set.add(entry);
     }
-    return entry.bg;
+    return bg;
   }
 
   /** Removes a cached bind group (one of its buffers is released) from the cache and the index. */
