@@ -15,7 +15,7 @@
 //     all of a tile's loads are issued at once. A unit loads its RB rows first, accumulates the
 //     raw Σ x·q, then applies its group's scale and zero once: s·(Σ x·q − zero·Σ x). Nibbles
 //     become exact floats with one and/or + one add each (see dq): no per-row index, scale or
-//     zero work. Slots are summed in workgroup memory in a fixed order. PF (Q1, RB2, whole units)
+//     zero work. Slots are summed in workgroup memory in a fixed order. PF (Q1, whole units of RB rows)
 //     loads the next unit's weights before this unit's math, PF2 the next two units'; with EL the
 //     first unit(s) of that pipeline are loaded before the NORM prologue, not after it.
 //   dual: w1 and w2 of the MLP with the SwiGLU epilogue (see its comment).
@@ -43,7 +43,11 @@ const GS: u32 = {{GS}}u;          // unit slots per workgroup
 //#if RB2
 const RB: u32 = 2u;               // word rows per work unit
 //#else
+//#if RB8
+const RB: u32 = 8u;               // (PF only)
+//#else
 const RB: u32 = 4u;
+//#endif
 //#endif
 //#if Q1
 const TPR: u32 = 4u;              // threads per tile row: vec4 word h (4 columns) each
@@ -197,26 +201,22 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
 //#if PF
-  // software-pipelined (Q1, RB2, even rpg: every unit whole): the next unit's two weight words are
-  // loaded before this unit's math, so each thread keeps a load in flight while it computes
+  // software-pipelined (Q1, rpg % RB == 0: every unit whole): the next unit's RB weight words are
+  // loaded before this unit's math, so each thread keeps loads in flight while it computes
   // (PF2: the next two units' — pa holds unit u + GS, pb unit u + 2·GS)
   let st = vec2u(GS / nb, GS % nb);
   var gj = vec2u(slot / nb, slot % nb);   // unit u
   var gjn = gjStep(gj, nb, st);           // unit u + GS
-  var pa0 = vec4<u32>(0u);
-  var pa1 = vec4<u32>(0u);
+  var pa: array<vec4<u32>, RB>;
   if (slot < units) {
-    let r0 = gjRow(gj, 2u);
-    pa0 = qw[wb + r0 * 4u];
-    pa1 = qw[wb + (r0 + rs) * 4u];
+    let r0 = gjRow(gj, RB);
+    for (var i = 0u; i < RB; i++) { pa[i] = qw[wb + (r0 + i * rs) * 4u]; }
   }
 //#if PF2
-  var pb0 = vec4<u32>(0u);
-  var pb1 = vec4<u32>(0u);
+  var pb: array<vec4<u32>, RB>;
   if (slot + GS < units) {
-    let r0 = gjRow(gjn, 2u);
-    pb0 = qw[wb + r0 * 4u];
-    pb1 = qw[wb + (r0 + rs) * 4u];
+    let r0 = gjRow(gjn, RB);
+    for (var i = 0u; i < RB; i++) { pb[i] = qw[wb + (r0 + i * rs) * 4u]; }
   }
 //#endif
 //#endif
@@ -229,23 +229,19 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#if PF
   for (var u = slot; u < units; u += GS) {
     let g = gj.x;
-    let r = gjRow(gj, 2u);
-    let a0 = pa0;
-    let a1 = pa1;
+    let r = gjRow(gj, RB);
+    let a = pa;
 //#if PF2
-    pa0 = pb0;
-    pa1 = pb1;
+    pa = pb;
     let gj2 = gjStep(gjn, nb, st);
     if (u + 2u * GS < units) {
-      let rn = gjRow(gj2, 2u);
-      pb0 = qw[wb + rn * 4u];
-      pb1 = qw[wb + (rn + rs) * 4u];
+      let rn = gjRow(gj2, RB);
+      for (var i = 0u; i < RB; i++) { pb[i] = qw[wb + (rn + i * rs) * 4u]; }
     }
 //#else
     if (u + GS < units) {
-      let rn = gjRow(gjn, 2u);
-      pa0 = qw[wb + rn * 4u];
-      pa1 = qw[wb + (rn + rs) * 4u];
+      let rn = gjRow(gjn, RB);
+      for (var i = 0u; i < RB; i++) { pa[i] = qw[wb + (rn + i * rs) * 4u]; }
     }
 //#endif
     gj = gjn;
@@ -254,12 +250,15 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#else
     gjn = gjStep(gjn, nb, st);
 //#endif
-    let xa0 = xv(2u * r);
-    let xb0 = xv(2u * r + 1u);
-    let xa1 = xv(2u * (r + rs));
-    let xb1 = xv(2u * (r + rs) + 1u);
-    let ra = dq4(a0, xa0, xb0) + dq4(a1, xa1, xb1);
-    let X = (xa0 + xb0) + (xa1 + xb1);
+    var ra = vec4f(0.0);
+    var X = vec4f(0.0);
+    for (var i = 0u; i < RB; i++) {
+      let ri = r + i * rs;
+      let xa = xv(2u * ri);
+      let xb = xv(2u * ri + 1u);
+      ra += dq4(a[i], xa, xb);
+      X += xa + xb;
+    }
     let xs = (X.x + X.y) + (X.z + X.w);
     let sb = sbase + g * 10u;
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));

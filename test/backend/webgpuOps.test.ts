@@ -447,7 +447,7 @@ describe('webgpu: matmul', () => {
       const initial = gpu.int4Variant;
       try {
         // GS8: several units per thread, so the PF / PF2 pipelines rotate (K 1024: 8 units a thread)
-        for (const v of ['Q1', '', 'RB2', 'Q1,RB2', 'Q1,RB2,GS64', 'Q1,GS8', 'Q1,RB2,GS8', 'Q1,RB2,GS8,PF', 'Q1,RB2,GS64,PF', 'Q1,RB2,GS64,PF,EL', 'Q1,RB2,GS8,PF2', 'Q1,RB2,GS16,PF2,EL', 'Q1,RB2,GS64,PF2', 'Q1,RB2,GS8,NOMATH', 'Q1,RB2,GS8,PF,SU', 'Q1,RB2,GS64,PF2,SU', 'Q1,RB2,GS64,SU']) {
+        for (const v of ['Q1', '', 'RB2', 'Q1,RB2', 'Q1,RB2,GS64', 'Q1,GS8', 'Q1,RB2,GS8', 'Q1,RB2,GS8,PF', 'Q1,RB2,GS64,PF', 'Q1,RB2,GS64,PF,EL', 'Q1,RB2,GS8,PF2', 'Q1,RB2,GS16,PF2,EL', 'Q1,RB2,GS64,PF2', 'Q1,RB2,GS8,NOMATH', 'Q1,RB2,GS8,PF,SU', 'Q1,RB2,GS64,PF2,SU', 'Q1,RB2,GS64,SU', 'Q1,GS8,PF', 'Q1,GS8,PF,SU', 'Q1,GS64,PF2,SU', 'Q1,GS64,PF,SU', 'Q1,RB8,GS8,PF,SU', 'Q1,RB8,GS64,PF2', 'Q1,RB8,GS8']) {
           const bad = v.includes('NOMATH');
           gpu.int4Variant = v;
           // the NOMATH diagnostic must differ: the comparison can fail
@@ -611,6 +611,9 @@ describe('webgpu: matmul', () => {
         'Q1,RB2,GS64,PF2,EL,DRB2',
         'Q1,RB2,GS8,PF,EL,SU,DGS8',
         'Q1,RB2,GS64,PF,SU,DPF',
+        'Q1,GS64,PF,SU',
+        'Q1,GS8,PF,EL,SU,DGS8',
+        'Q1,RB8,GS8,PF,EL,SU',
       ]) {
         gpu.int4Variant = v;
         expect(relErr(await run(gpu), want), `variant '${v}'`).toBeLessThan(1e-5);

@@ -35,13 +35,14 @@ export interface HeldNorm {
 const DUAL_MAX_SLOTS = 32;
 
 /** the tokens Int4Variant accepts ('GS<n>' and 'DGS<n>' besides) */
-const TOKENS = new Set(['Q1', 'RB2', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2', 'SU']);
+const TOKENS = new Set(['Q1', 'RB2', 'RB8', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2', 'SU']);
 
 /**
  * A one-row int4 GEMV variant (WebGpuOptions.int4Variant), parsed once: it is consulted on every
  * decode dispatch. Either 'rowtable' (the per-row-table kernel) or comma-separated tokens:
- * - grouped kernel: 'Q1' (4 columns per thread), 'RB2' (2 word rows per unit), 'GS<n>' (at most n
- *   unit slots per workgroup), 'PF' (prefetch the next unit's weights; needs Q1, RB2), 'PF2'
+ * - grouped kernel: 'Q1' (4 columns per thread), 'RB2' / 'RB8' (2 / 8 word rows per unit, else 4;
+ *   RB8 with PF only, else 4), 'GS<n>' (at most n
+ *   unit slots per workgroup), 'PF' (prefetch the next unit's weights; needs Q1), 'PF2'
  *   (prefetch the next two units'; implies PF);
  * - dual w1+w2 kernel (runs whenever Q1 is set): 'DRB2' (2 word rows per unit, else 4), 'DPF'
  *   (prefetch the next unit's weights), 'DGS<n>' (at most n unit slots per workgroup, default 32);
@@ -58,9 +59,9 @@ export class Int4Variant {
   readonly rowTable: boolean;
   /** 4 columns per thread (the dual w1+w2 kernel needs it) */
   readonly q1: boolean;
-  /** 2 word rows per unit */
-  readonly rb2: boolean;
-  /** prefetch the next unit's weights (needs Q1 and RB2; used where groups have even rows) */
+  /** word rows per unit of the grouped kernel: 2, 4 or 8 (8 with PF only) */
+  readonly rows: number;
+  /** prefetch the next unit's weights (needs Q1; used where the rows per group divide by the unit's) */
   readonly pf: boolean;
   /** prefetch two units ahead (PF2; implies pf) */
   readonly pf2: boolean;
@@ -88,20 +89,20 @@ export class Int4Variant {
     }
     const has = (d: string) => tokens.includes(d);
     this.q1 = has('Q1');
-    this.rb2 = has('RB2');
+    this.rows = has('RB2') ? 2 : has('RB8') ? 8 : 4;
     this.pf2 = has('PF2');
     this.pf = has('PF') || this.pf2;
     this.el = has('EL');
     this.su = has('SU');
     this.slotCap = Number(/(?:^|,)GS(\d+)/.exec(text)?.[1] ?? 0);
     this.dualSlotCap = Number(/(?:^|,)DGS(\d+)/.exec(text)?.[1] ?? DUAL_MAX_SLOTS);
-    this.defines = ['Q1', 'RB2', 'NOMATH'].filter(has);
+    this.defines = ['Q1', 'NOMATH'].filter(has);
     const dual = ['NOMATH', 'DRB2', 'DPF', 'EL'].filter(has);
     // DPRE: the first unit is loaded before the loop (the prefetch pipeline's start, or EL's load)
     if (has('DPF') || this.el) dual.push('DPRE');
     this.dualDefines = dual;
     this.dualRows = has('DRB2') ? 2 : 4;
-    if (this.pf && !(this.q1 && this.rb2)) throw new ArgumentError(`int4Variant: PF/PF2 need Q1 and RB2, got ${text}`);
+    if (this.pf && !this.q1) throw new ArgumentError(`int4Variant: PF/PF2 need Q1, got ${text}`);
   }
 }
 
@@ -208,13 +209,20 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
 export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefined): void {
   const { out, x, w, norm, resid } = m;
   const vr = ctx.variant;
-  // PF / PF2 (prefetch) need whole 2-row units
-  const pf = vr.pf && w.rowsPerGroup % 2 === 0;
-  const GS = unitSlots(ctx, w, vr.q1 ? 4 : 2, vr.rb2 ? 2 : 4, 1, 0, !!norm);
+  // PF / PF2 (prefetch) need whole units
+  let rows = vr.rows;
+  let pf = vr.pf && w.rowsPerGroup % rows === 0;
+  if (rows === 8 && !pf) {
+    // 8-row units only in the prefetch pipeline; elsewhere 4
+    rows = 4;
+    pf = vr.pf && w.rowsPerGroup % 4 === 0;
+  }
+  const GS = unitSlots(ctx, w, vr.q1 ? 4 : 2, rows, 1, 0, !!norm);
   const su = pf && vr.su;
-  const kern = variantKernel(ctx, 32 * GS + (sw ? 1 : 0) + (norm ? 2 : 0) + (resid ? 4 : 0) + (pf ? 8 : 0) + (su ? 16 : 0), () => {
+  const kern = variantKernel(ctx, (32 * GS + (sw ? 1 : 0) + (norm ? 2 : 0) + (resid ? 4 : 0) + (pf ? 8 : 0) + (su ? 16 : 0)) * 16 + rows, () => {
     const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
     const defines = ['GROUPED', ...vr.defines];
+    if (rows !== 4) defines.push(`RB${rows}`);
     if (pf) defines.push('PF');
     if (pf && vr.pf2) defines.push('PF2');
     if (su) defines.push('SU');
