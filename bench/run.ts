@@ -9,6 +9,7 @@
  * Prints one JSON line per row and a table at the end.
  */
 import { parseArgs } from 'node:util';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { appendJsonl } from './jsonl.js';
 import { cpus } from 'node:os';
 import { loadModel } from '../bindings/node/index.js';
@@ -59,15 +60,39 @@ const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as numb
 /**
  * Decode tok/s after a prefill of `context` tokens (context 0 = a one-token prompt), and the
  * median / p90 / largest interval between tokens (outliers such as GC pauses show as mean ≫ p50).
+ * The three largest intervals are listed as [token index, ms, ms of GC pauses inside it] (GC
+ * pauses from a PerformanceObserver on 'gc' entries), with the count and sum of all GC pauses.
  */
-async function decodeSpeed(model: QwenModel, context: number, n: number): Promise<{ tokS: number; p50: number; p90: number; max: number; maxAt: number }> {
+async function decodeSpeed(model: QwenModel, context: number, n: number) {
   model.reset();
+  const gcs: { start: number; ms: number }[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, ms: e.duration });
+  });
+  obs.observe({ entryTypes: ['gc'] });
   const times: number[] = [];
   for await (const _ of model.generate(ids(Math.max(1, context), 7), { ...greedy, maxNewTokens: n + 1 })) times.push(performance.now());
+  await new Promise((r) => setTimeout(r, 10)); // gc entries are delivered asynchronously
+  obs.disconnect();
+  const inside = gcs.filter((g) => g.start >= times[0] && g.start < times[n]);
   const inOrder = times.slice(1).map((t, i) => t - times[i]);
   const gaps = inOrder.slice().sort((a, b) => a - b);
   const q = (f: number) => +gaps[Math.min(gaps.length - 1, Math.floor(f * gaps.length))].toFixed(3);
-  return { tokS: (n * 1000) / (times[n] - times[0]), p50: q(0.5), p90: q(0.9), max: q(1), maxAt: inOrder.indexOf(gaps[gaps.length - 1]) };
+  const gcIn = (i: number) => inside.filter((g) => g.start >= times[i] && g.start < times[i + 1]).reduce((a, g) => a + g.ms, 0);
+  const top = inOrder
+    .map((ms, i) => [i, +ms.toFixed(2), +gcIn(i).toFixed(2)])
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3);
+  return {
+    tokS: (n * 1000) / (times[n] - times[0]),
+    p50: q(0.5),
+    p90: q(0.9),
+    max: q(1),
+    maxAt: inOrder.indexOf(gaps[gaps.length - 1]),
+    top,
+    gcCount: inside.length,
+    gcMs: +inside.reduce((a, g) => a + g.ms, 0).toFixed(2),
+  };
 }
 
 /**
@@ -276,6 +301,9 @@ for (const source of values.models!.split(',')) {
       decode_p90_ms: decode.p90,
       decode_max_ms: decode.max,
       decode_max_at: decode.maxAt,
+      decode_top_gaps: decode.top,
+      decode_gc_count: decode.gcCount,
+      decode_gc_ms: decode.gcMs,
       bytes_per_token: bytes,
       effective_gb_s: +((decode.tokS * bytes) / 1e9).toFixed(2),
       roofline_fraction: +((decode.tokS * bytes) / 1e9 / probe.gbPerSecond).toFixed(3),

@@ -1041,17 +1041,20 @@ export class WebGpuBackend implements Backend {
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
       // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, which pass)
       const key = (((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 4;
+      // all three kernels are compiled on the first decode step: compiling the chunked pair when
+      // the cache first passes one chunk stalled that token by 50-70 ms (a pipeline compile)
+      const k0 = this.hk(key, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs()], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } }));
+      const k1 = this.hk(key + 1, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs()], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds() } }));
+      const k2 = this.hk(HD * 32 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
-        const k0 = this.hk(key, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs()], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } }));
         this.rec.dispatch(k0, params, bufs, [1, p.heads]);
         return;
       }
-      const part = this.scratchBuf('attention partials', 4 * p.heads * nChunks * (HD + 2));
-      const k1 = this.hk(key + 1, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs()], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds() } }));
+      // partials sized for the whole store at once (a regrown buffer means new bind groups mid-run)
+      const part = this.scratchBuf('attention partials', 4 * p.heads * Math.max(nChunks, Math.ceil(s.capacity / ATT_CHUNK)) * (HD + 2));
       bufs[4] = { buf: part };
       this.rec.dispatch(k1, params, bufs, [nChunks, p.heads]);
-      const k2 = this.hk(HD * 32 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
       this.rec.dispatch(k2, params, bufs, [p.heads]);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0];
