@@ -57,6 +57,22 @@ function ids(n: number, salt: number): number[] {
 
 const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as number[] };
 
+/** GC pauses as they happen (PerformanceObserver 'gc' entries arrive asynchronously). */
+function watchGc() {
+  const gcs: { start: number; ms: number; kind: number }[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, ms: e.duration, kind: (e as { detail?: { kind?: number } }).detail?.kind ?? 0 });
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return { gcs, obs };
+}
+/** ms of GC pauses that began in [a, b), and their kinds ('minor', 'major', 'incremental', 'weakcb'). */
+function gcBetween(gcs: { start: number; ms: number; kind: number }[], a: number, b: number): string {
+  const names: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+  const inside = gcs.filter((g) => g.start >= a && g.start < b);
+  return inside.map((g) => `${names[g.kind] ?? g.kind}:${g.ms.toFixed(1)}`).join(' ');
+}
+
 /**
  * Decode tok/s after a prefill of `context` tokens (context 0 = a one-token prompt), and the
  * median / p90 / largest interval between tokens (outliers such as GC pauses show as mean ≫ p50).
@@ -65,11 +81,7 @@ const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as numb
  */
 async function decodeSpeed(model: QwenModel, context: number, n: number) {
   model.reset();
-  const gcs: { start: number; ms: number }[] = [];
-  const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) gcs.push({ start: e.startTime, ms: e.duration });
-  });
-  obs.observe({ entryTypes: ['gc'] });
+  const { gcs, obs } = watchGc();
   const times: number[] = [];
   for await (const _ of model.generate(ids(Math.max(1, context), 7), { ...greedy, maxNewTokens: n + 1 })) times.push(performance.now());
   await new Promise((r) => setTimeout(r, 10)); // gc entries are delivered asynchronously
@@ -78,10 +90,9 @@ async function decodeSpeed(model: QwenModel, context: number, n: number) {
   const inOrder = times.slice(1).map((t, i) => t - times[i]);
   const gaps = inOrder.slice().sort((a, b) => a - b);
   const q = (f: number) => +gaps[Math.min(gaps.length - 1, Math.floor(f * gaps.length))].toFixed(3);
-  const gcIn = (i: number) => inside.filter((g) => g.start >= times[i] && g.start < times[i + 1]).reduce((a, g) => a + g.ms, 0);
   const top = inOrder
-    .map((ms, i) => [i, +ms.toFixed(2), +gcIn(i).toFixed(2)])
-    .sort((a, b) => b[1] - a[1])
+    .map((ms, i) => [i, +ms.toFixed(2), gcBetween(gcs, times[i], times[i + 1])])
+    .sort((a, b) => (b[1] as number) - (a[1] as number))
     .slice(0, 3);
   return {
     tokS: (n * 1000) / (times[n] - times[0]),
@@ -92,6 +103,7 @@ async function decodeSpeed(model: QwenModel, context: number, n: number) {
     top,
     gcCount: inside.length,
     gcMs: +inside.reduce((a, g) => a + g.ms, 0).toFixed(2),
+    gcMajor: inside.filter((g) => g.kind === 2).length,
   };
 }
 
@@ -170,6 +182,8 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
     // --stall-trace N: N chained steps; every step over 20 ms is printed with where its time went
     const traceSteps = Number(values['stall-trace'] || 0);
     if (traceSteps > 0) {
+      const { gcs, obs } = watchGc();
+      const stalls: { i: number; a: number; e: number; line: Record<string, number | string> }[] = [];
       let t = b.argmaxToken(ex.logits, 0, V);
       for (let i = 0; i < traceSteps; i++) {
         const a = performance.now();
@@ -179,11 +193,15 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
         const c = performance.now();
         kv.resolveLast(await b.readToken(t));
         const e = performance.now();
-        if (e - a > 20) console.log(JSON.stringify({ stall_step: i, ms: +(e - a).toFixed(2), record_ms: +(c - a).toFixed(2), wait_ms: +(e - c).toFixed(2), release_ms: +(b.rec.drainMs - d0).toFixed(2) }));
+        if (e - a > 20) stalls.push({ i, a, e, line: { stall_step: i, ms: +(e - a).toFixed(2), record_ms: +(c - a).toFixed(2), wait_ms: +(e - c).toFixed(2), release_ms: +(b.rec.drainMs - d0).toFixed(2) } });
         t = next;
         if (kv.length > 1000) kv.truncate(Math.max(1, context));
       }
       await b.readToken(t);
+      await new Promise((r) => setTimeout(r, 10));
+      obs.disconnect();
+      for (const st of stalls) console.log(JSON.stringify({ ...st.line, gc: gcBetween(gcs, st.a, st.e) }));
+      console.log(JSON.stringify({ stall_trace_steps: traceSteps, stalls: stalls.length, gc_pauses: gcs.length, gc_ms: +gcs.reduce((x, g) => x + g.ms, 0).toFixed(1), gc_major: gcs.filter((g) => g.kind === 2).length }));
     }
     // where the GPU idles in the chained loop: every pass timed (one region per step), then the
     // gaps between passes of consecutive steps (the token boundary) and inside a step (chunk
@@ -304,6 +322,7 @@ for (const source of values.models!.split(',')) {
       decode_top_gaps: decode.top,
       decode_gc_count: decode.gcCount,
       decode_gc_ms: decode.gcMs,
+      decode_gc_major: decode.gcMajor,
       bytes_per_token: bytes,
       effective_gb_s: +((decode.tokS * bytes) / 1e9).toFixed(2),
       roofline_fraction: +((decode.tokS * bytes) / 1e9 / probe.gbPerSecond).toFixed(3),

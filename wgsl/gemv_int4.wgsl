@@ -60,8 +60,9 @@ var<workgroup> red2: array<f32, 256>;
 
 //#if NORM
 // RMSNorm of the input as a prologue (decode: it replaces the rmsnorm dispatch before the GEMV):
-// every workgroup sums x² itself (same order in each: bitwise the same factor), reads x·inv·w
-// where the plain kernel reads x, and workgroup 0 also stores the normed row (the op's output).
+// every workgroup sums x² itself (same order in each: bitwise the same factor), reads x·w where
+// the plain kernel reads x and scales its sums by inv once, and workgroup 0 also stores the
+// normed row (the op's output).
 @group(0) @binding(11) var<storage, read> xr: array<vec4f>;
 @group(0) @binding(12) var<storage, read> lnw: array<vec4f>;
 @group(0) @binding(13) var<storage, read_write> xbo: array<vec4f>;
@@ -93,10 +94,11 @@ fn normPrologue(l: u32, first: bool) {
 }
 //#endif
 
-// the GEMV's input, 4 values at vec4 index i (normed on the fly with NORM)
+// the GEMV's input, 4 values at vec4 index i; with NORM x·w without the norm's factor, which
+// multiplies the sums once at the end instead (every term is linear in x)
 fn xv(i: u32) -> vec4f {
 //#if NORM
-  return (xr[i] * ninv) * lnw[i];
+  return xr[i] * lnw[i];
 //#else
   return x4[i];
 //#endif
@@ -340,6 +342,10 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
   }
 //#endif
+//#if NORM
+  acc0 *= ninv;
+  acc1 *= ninv;
+//#endif
   let o = slot * 16u + 4u * h;
   red[o] = acc0.x;
   red[o + 1u] = acc0.y;
@@ -516,6 +522,10 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     acc0 += sa * (ra - za * xs);
     acc1 += sc * (rb - zc * xs);
   }
+//#if NORM
+  acc0 *= ninv;
+  acc1 *= ninv;
+//#endif
   let o = slot * 16u + 4u * h;
   red[o] = acc0.x;
   red[o + 1u] = acc0.y;
