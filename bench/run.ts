@@ -34,6 +34,8 @@ const { values } = parseArgs({
     'stall-trace': { type: 'string', default: '0' },
     // WebGPU: decode with WebGpuOptions.pacedReadback off and on (A/B in one process), e.g. 0,1
     paced: { type: 'string', default: '' },
+    // WebGPU: paced waits ending early or late (Recorder.paceMode), A/B in one process, e.g. early,late
+    'pace-mode': { type: 'string', default: '' },
     // WebGPU: decode per WebGpuOptions.attnKeyLanes value (A/B in one process), e.g. 1,4
     'attn-lanes': { type: 'string', default: '' },
     // WebGPU: decode attention with WebGpuOptions.subgroups off and on (A/B in one process), e.g. 0,1
@@ -82,8 +84,17 @@ function gcBetween(gcs: { start: number; ms: number; kind: number }[], a: number
 async function decodeSpeed(model: QwenModel, context: number, n: number) {
   model.reset();
   const { gcs, obs } = watchGc();
+  // Dawn's Node binding polls the device from setImmediate while a map is pending: count the turns
+  const g = globalThis as { setImmediate: (...a: unknown[]) => unknown };
+  const original = g.setImmediate;
+  let turns = 0;
+  g.setImmediate = (...a: unknown[]) => {
+    turns++;
+    return original(...a);
+  };
   const times: number[] = [];
   for await (const _ of model.generate(ids(Math.max(1, context), 7), { ...greedy, maxNewTokens: n + 1 })) times.push(performance.now());
+  g.setImmediate = original;
   await new Promise((r) => setTimeout(r, 10)); // gc entries are delivered asynchronously
   obs.disconnect();
   const inside = gcs.filter((g) => g.start >= times[0] && g.start < times[n]);
@@ -104,6 +115,7 @@ async function decodeSpeed(model: QwenModel, context: number, n: number) {
     gcCount: inside.length,
     gcMs: +inside.reduce((a, g) => a + g.ms, 0).toFixed(2),
     gcMajor: inside.filter((g) => g.kind === 2).length,
+    pollTurns: Math.round(turns / n),
   };
 }
 
@@ -292,8 +304,10 @@ for (const source of values.models!.split(',')) {
   const pacings = values.paced ? values.paced.split(',').map(Number) : [NaN];
   const laneCounts = values['attn-lanes'] ? values['attn-lanes'].split(',').map(Number) : [NaN];
   const sgs = values.subgroups ? values.subgroups.split(',').map(Number) : [NaN];
-  const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.flatMap((al) => sgs.map((sg) => [c, sf, pr, al, sg] as const)))));
-  for (const [context, submitFirst, paced, lanes, sg] of runs) {
+  const modes = values['pace-mode'] ? values['pace-mode'].split(',') : [''];
+  const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.flatMap((al) => sgs.flatMap((sg) => modes.map((pm) => [c, sf, pr, al, sg, pm] as const))))));
+  for (const [context, submitFirst, paced, lanes, sg, paceMode] of runs) {
+    if (paceMode) (model.backend as WebGpuBackend).rec.paceMode = paceMode as 'early' | 'late';
     if (!Number.isNaN(submitFirst)) (model.backend as WebGpuBackend).rec.submitFirst = submitFirst;
     if (!Number.isNaN(paced)) (model.backend as WebGpuBackend).rec.pacedReadback = paced === 1;
     if (!Number.isNaN(lanes)) (model.backend as WebGpuBackend).attnKeyLanes = lanes === 4 ? 4 : 1;
@@ -314,6 +328,7 @@ for (const source of values.models!.split(',')) {
       ...(Number.isNaN(paced) ? {} : { paced_readback: paced === 1 }),
       ...(Number.isNaN(lanes) ? {} : { attn_key_lanes: lanes }),
       ...(Number.isNaN(sg) ? {} : { subgroups: sg === 1 }),
+      ...(paceMode ? { pace_mode: paceMode } : {}),
       decode_tok_s: +decode.tokS.toFixed(3),
       decode_p50_ms: decode.p50,
       decode_p90_ms: decode.p90,
@@ -323,6 +338,7 @@ for (const source of values.models!.split(',')) {
       decode_gc_count: decode.gcCount,
       decode_gc_ms: decode.gcMs,
       decode_gc_major: decode.gcMajor,
+      decode_poll_turns_per_token: decode.pollTurns,
       bytes_per_token: bytes,
       effective_gb_s: +((decode.tokS * bytes) / 1e9).toFixed(2),
       roofline_fraction: +((decode.tokS * bytes) / 1e9 / probe.gbPerSecond).toFixed(3),

@@ -122,6 +122,13 @@ export class Recorder {
    * WebGpuOptions.pacedReadback); readbackLatency is the running estimate in ms.
    */
   pacedReadback = false;
+  /**
+   * Where a paced wait ends: 'early' shortly before the estimate (the rest is Dawn's event-loop
+   * polling), 'late' just after it (the GPU is still busy with the next step, so waking late
+   * costs latency, not throughput; each polling turn allocates, and the garbage ends in
+   * Mark-Compact pauses that idle the GPU).
+   */
+  paceMode: 'early' | 'late' = 'early';
   private readbackLatency = 0;
   /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
   drainMs = 0;
@@ -606,6 +613,11 @@ export class Recorder {
 
   /** Paced readback: waits (on a timer) until shortly before the data is expected. */
   private async pace(queuedAt: number): Promise<void> {
+    if (this.paceMode === 'late') {
+      const wait = queuedAt + this.readbackLatency + 0.2 - performance.now();
+      if (wait >= 0.5) await new Promise((resolve) => setTimeout(resolve, Math.round(wait)));
+      return;
+    }
     const wait = queuedAt + 0.9 * this.readbackLatency - 0.5 - performance.now();
     if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait)));
   }
@@ -617,7 +629,7 @@ export class Recorder {
    */
   private learnLatency(queuedAt: number, asked: number, done: number): void {
     const sample = done - queuedAt;
-    if (done - asked <= 0.3) this.readbackLatency *= 0.8;
+    if (done - asked <= 0.3) this.readbackLatency *= this.paceMode === 'late' ? 0.95 : 0.8;
     else if (this.readbackLatency > 0 ? sample < 4 * this.readbackLatency : sample < 100) this.readbackLatency = sample;
   }
 
