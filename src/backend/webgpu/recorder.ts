@@ -130,6 +130,7 @@ export class Recorder {
    */
   paceMode: 'early' | 'late' = 'early';
   private readbackLatency = 0;
+  private latencyRejected = false;
   /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
   drainMs = 0;
   /** Benchmarks: when set, every timed region pass's GPU begin/end (ns) is appended here. */
@@ -452,7 +453,9 @@ export class Recorder {
     if (this.profiling) this.endPass();
     this.commands++;
     this.dispatches++;
-    if (this.submitEvery > 0 && this.commands >= (this.chunkLimit || this.submitEvery)) {
+    // (no chunking while queue work is held back: those submits wait anyway, and at the release
+    // each one costs host time while the GPU is idle — one command buffer goes out instead)
+    if (this.submitEvery > 0 && this.commands >= (this.chunkLimit || this.submitEvery) && this.deferred.length === 0) {
       this.submit();
       if (this.chunkLimit) this.chunkLimit = this.chunkLimit * 2 >= this.submitEvery ? 0 : this.chunkLimit * 2;
     }
@@ -588,10 +591,11 @@ export class Recorder {
     inQueue.catch(() => undefined); // observed below; no unhandled rejection if never read
     this.encoderReads.push(pending);
     return async () => {
-      if (!pending.captured) {
-        this.submit();
-        this.idle();
-      }
+      // everything recorded goes out before the wait, not only up to the copy: a held-back tail
+      // (the rest of the next decode step) would leave the GPU idle until the wait ends
+      const captured = pending.captured;
+      if (!captured || this.commands > 0) this.submit();
+      if (!captured) this.idle();
       try {
         await inQueue;
         const pace = paced && this.pacedReadback;
@@ -629,8 +633,16 @@ export class Recorder {
    */
   private learnLatency(queuedAt: number, asked: number, done: number): void {
     const sample = done - queuedAt;
-    if (done - asked <= 0.3) this.readbackLatency *= this.paceMode === 'late' ? 0.95 : 0.8;
-    else if (this.readbackLatency > 0 ? sample < 4 * this.readbackLatency : sample < 100) this.readbackLatency = sample;
+    if (done - asked <= 0.3) {
+      this.readbackLatency *= this.paceMode === 'late' ? 0.95 : 0.8;
+      return;
+    }
+    // a sample far above the estimate is taken only on its second time in a row: once it is an
+    // outlier (e.g. the first token after a long prefill), twice the estimate is stale (too low,
+    // it would never grow back)
+    const plausible = this.readbackLatency > 0 ? sample < 4 * this.readbackLatency : sample < 100;
+    if (plausible || this.latencyRejected) this.readbackLatency = sample;
+    this.latencyRejected = !plausible && !this.latencyRejected;
   }
 
   async flush(): Promise<void> {
