@@ -92,6 +92,8 @@ async function decodeSpeed(model: QwenModel, context: number, n: number) {
     turns++;
     return original(...a);
   };
+  const rec = backend === 'webgpu' ? (model.backend as WebGpuBackend).rec : undefined;
+  const ps0 = rec ? { ...rec.paceStats } : undefined;
   const times: number[] = [];
   for await (const _ of model.generate(ids(Math.max(1, context), 7), { ...greedy, maxNewTokens: n + 1 })) times.push(performance.now());
   g.setImmediate = original;
@@ -116,6 +118,7 @@ async function decodeSpeed(model: QwenModel, context: number, n: number) {
     gcMs: +inside.reduce((a, g) => a + g.ms, 0).toFixed(2),
     gcMajor: inside.filter((g) => g.kind === 2).length,
     pollTurns: Math.round(turns / n),
+    pace: rec && ps0 ? { waits: rec.paceStats.waits - ps0.waits, slept_ms: +((rec.paceStats.sleptMs - ps0.sleptMs) / n).toFixed(3), map_ms: +((rec.paceStats.mapMs - ps0.mapMs) / n).toFixed(3) } : undefined,
   };
 }
 
@@ -339,6 +342,7 @@ for (const source of values.models!.split(',')) {
       decode_gc_ms: decode.gcMs,
       decode_gc_major: decode.gcMajor,
       decode_poll_turns_per_token: decode.pollTurns,
+      decode_pace_per_token: decode.pace,
       bytes_per_token: bytes,
       effective_gb_s: +((decode.tokS * bytes) / 1e9).toFixed(2),
       roofline_fraction: +((decode.tokS * bytes) / 1e9 / probe.gbPerSecond).toFixed(3),

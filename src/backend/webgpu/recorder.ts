@@ -131,6 +131,8 @@ export class Recorder {
   paceMode: 'early' | 'late' = 'early';
   private readbackLatency = 0;
   private latencyRejected = false;
+  /** Benchmarks: paced waits so far (count, ms asleep, ms from the map request to the data). */
+  paceStats = { waits: 0, sleptMs: 0, mapMs: 0 };
   /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
   drainMs = 0;
   /** Benchmarks: when set, every timed region pass's GPU begin/end (ns) is appended here. */
@@ -453,9 +455,9 @@ export class Recorder {
     if (this.profiling) this.endPass();
     this.commands++;
     this.dispatches++;
-    // (no chunking while queue work is held back: those submits wait anyway, and at the release
-    // each one costs host time while the GPU is idle — one command buffer goes out instead)
-    if (this.submitEvery > 0 && this.commands >= (this.chunkLimit || this.submitEvery) && this.deferred.length === 0) {
+    // (chunks also while queue work is held back: Dawn translates a command buffer when it is
+    // submitted, so at the release a small first chunk starts the GPU sooner than one whole step)
+    if (this.submitEvery > 0 && this.commands >= (this.chunkLimit || this.submitEvery)) {
       this.submit();
       if (this.chunkLimit) this.chunkLimit = this.chunkLimit * 2 >= this.submitEvery ? 0 : this.chunkLimit * 2;
     }
@@ -599,10 +601,17 @@ export class Recorder {
       try {
         await inQueue;
         const pace = paced && this.pacedReadback;
+        const t0 = performance.now();
         if (pace) await this.pace(pending.queuedAt);
         const asked = performance.now();
         await rb.mapAsync(MAP_READ, 0, bytes);
-        if (pace) this.learnLatency(pending.queuedAt, asked, performance.now());
+        if (pace) {
+          const done = performance.now();
+          this.learnLatency(pending.queuedAt, asked, done);
+          this.paceStats.waits++;
+          this.paceStats.sleptMs += asked - t0;
+          this.paceStats.mapMs += done - asked;
+        }
       } catch (e) {
         this.checkAlive();
         throw new BackendError(`webgpu: readback failed: ${(e as Error).message}`, { cause: e });
