@@ -130,7 +130,6 @@ export class Recorder {
    */
   paceMode: 'early' | 'late' = 'early';
   private readbackLatency = 0;
-  private latencyRejected = false;
   /** Benchmarks: paced waits so far (count, ms asleep, ms from the map request to the data). */
   paceStats = { waits: 0, sleptMs: 0, mapMs: 0 };
   /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
@@ -646,12 +645,7 @@ export class Recorder {
       this.readbackLatency *= this.paceMode === 'late' ? 0.95 : 0.8;
       return;
     }
-    // a sample far above the estimate is taken only on its second time in a row: once it is an
-    // outlier (e.g. the first token after a long prefill), twice the estimate is stale (too low,
-    // it would never grow back)
-    const plausible = this.readbackLatency > 0 ? sample < 4 * this.readbackLatency : sample < 100;
-    if (plausible || this.latencyRejected) this.readbackLatency = sample;
-    this.latencyRejected = !plausible && !this.latencyRejected;
+    if (this.readbackLatency > 0 ? sample < 4 * this.readbackLatency : sample < 100) this.readbackLatency = sample;
   }
 
   async flush(): Promise<void> {
