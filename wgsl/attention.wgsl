@@ -11,6 +11,12 @@
 //     4 lanes per slot reading the key row as vec4<u32> words instead of a lane per slot.
 //   SG (WebGpuOptions.subgroups, adapters with subgroups): decode_part's max and sum reductions
 //     through subgroup operations.
+//   ROPEKV (decode): the step's RoPE and KV write in the same dispatch, fed by the fused q|k|v
+//     row: every workgroup rotates q itself; the last chunk's workgroup of each head rotates k
+//     (writing it back), stores k and v in the new slot kvLen − 1 and then attends over it (the
+//     new slot is in no other chunk). The rotated q is written back by the one workgroup per head
+//     that reads it last: SINGLE's, else the combine pass's. rope_kv.wgsl's expressions. ACC is
+//     the access mode of q and the cache (read_write with ROPEKV, else read).
 //#if SG
 enable subgroups;
 //#endif
@@ -20,10 +26,10 @@ const CH: u32 = 64u;           // slots per decode workgroup (64 threads)
 const G: u32 = 64u / HD4;      // slot groups in the decode P·V pass (HD4 divides 64)
 const NEG: f32 = -3.0e38;
 
-struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32, qStride: u32, qOff: u32, nChunks: u32, width: u32, _p0: u32, _p1: u32 }
+struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32, qStride: u32, qOff: u32, nChunks: u32, width: u32, kOff: u32, vOff: u32, rpos: u32, half: u32, _p0: u32, _p1: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> o: array<f32>;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, {{ACC}}> q: array<f32>;
 @group(0) @binding(3) var<storage, read> lg: array<f32>;
 //#if PART
 //#if !SINGLE
@@ -32,8 +38,8 @@ struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32
 //#endif
 //#if !COMBINE
 //#if F32
-@group(0) @binding(5) var<storage, read> K: array<vec4f>;
-@group(0) @binding(6) var<storage, read> V: array<vec4f>;
+@group(0) @binding(5) var<storage, {{ACC}}> K: array<vec4f>;
+@group(0) @binding(6) var<storage, {{ACC}}> V: array<vec4f>;
 fn kv4(slot: u32, h: u32, d4: u32) -> vec4f { return K[slot * (p.width / 4u) + h * HD4 + d4]; }
 fn vv4(slot: u32, h: u32, d4: u32) -> vec4f { return V[slot * (p.width / 4u) + h * HD4 + d4]; }
 fn ks(slot: u32, h: u32, d: u32) -> f32 { return K[slot * (p.width / 4u) + h * HD4 + d / 4u][d & 3u]; }
@@ -41,15 +47,15 @@ fn vs(slot: u32, h: u32, d: u32) -> f32 { return V[slot * (p.width / 4u) + h * H
 //#else
 //#if LANES4
 // keys read as vec4<u32> (16 bytes) by the 4-lanes-per-slot score pass of decode_part
-@group(0) @binding(5) var<storage, read> K: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, {{ACC}}> K: array<vec4<u32>>;
 fn kword(i: u32) -> u32 { return K[i >> 2u][i & 3u]; }
 //#else
-@group(0) @binding(5) var<storage, read> K: array<u32>;
+@group(0) @binding(5) var<storage, {{ACC}}> K: array<u32>;
 fn kword(i: u32) -> u32 { return K[i]; }
 //#endif
-@group(0) @binding(6) var<storage, read> V: array<u32>;
-@group(0) @binding(7) var<storage, read> KM: array<vec2f>;
-@group(0) @binding(8) var<storage, read> VM: array<vec2f>;
+@group(0) @binding(6) var<storage, {{ACC}}> V: array<u32>;
+@group(0) @binding(7) var<storage, {{ACC}}> KM: array<vec2f>;
+@group(0) @binding(8) var<storage, {{ACC}}> VM: array<vec2f>;
 // the 4 byte codes of w as floats: a byte or'ed into the mantissa of 2^23 (bits 0..7) or 2^15
 // (bits 8..15) is that power plus the code exactly; int-to-float conversions run at a quarter rate
 fn codes4(w: u32) -> vec4f {
@@ -85,6 +91,41 @@ fn qscale(row: u32) -> f32 {
   return p.scale;
 }
 
+//#if ROPEKV
+@group(0) @binding(9) var<storage, read> cs: array<vec2f>;
+var<workgroup> hq: array<f32, HD>;
+
+// dims 4i..4i+3 of the head row in hq, rotated (rope.wgsl's pairs i, i + half; dims from 2·half on
+// unchanged)
+fn rot4(i: u32) -> vec4f {
+  var r = vec4f(0.0);
+  let cb = p.rpos * p.half;
+  for (var j = 0u; j < 4u; j++) {
+    let d = 4u * i + j;
+    if (d < p.half) {
+      let c = cs[cb + d];
+      r[j] = hq[d] * c.x - hq[d + p.half] * c.y;
+    } else if (d < 2u * p.half) {
+      let c = cs[cb + d - p.half];
+      r[j] = hq[d] * c.x + hq[d - p.half] * c.y;
+    } else {
+      r[j] = hq[d];
+    }
+  }
+  return r;
+}
+
+// the rotated q of head h back into the q|k|v row (once per head: by the only workgroup that
+// reads it, after hq holds it)
+fn storeQ(h: u32, i: u32, r: vec4f) {
+  let b = p.qOff + h * HD + 4u * i;
+  q[b] = r.x;
+  q[b + 1u] = r.y;
+  q[b + 2u] = r.z;
+  q[b + 3u] = r.w;
+}
+//#endif
+
 //#if PART
 var<workgroup> qv: array<vec4f, HD4>;
 var<workgroup> sc: array<f32, CH>;
@@ -92,6 +133,77 @@ var<workgroup> red: array<f32, 64>;
 var<workgroup> ov: array<vec4f, 64>;
 //#if LANES4
 var<workgroup> q4: array<f32, 256>;
+//#endif
+
+//#if ROPEKV
+var<workgroup> hk: array<f32, HD>;
+var<workgroup> hv: array<f32, HD>;
+//#if !F32
+//#include kv_int8
+//#endif
+
+// k of head h rotated in place (in hk and in the q|k|v row) and stored with v in slot kvLen − 1
+fn storeNew(h: u32, l: u32) {
+  let slot = p.kvLen - 1u;
+  let kb = p.kOff + h * HD;
+  let vb = p.vOff + h * HD;
+  for (var i = l; i < HD; i += 64u) {
+    hk[i] = q[kb + i];
+    hv[i] = q[vb + i];
+  }
+  workgroupBarrier();
+  let cb = p.rpos * p.half;
+  for (var i = l; i < p.half; i += 64u) {
+    let c = cs[cb + i];
+    let a = hk[i];
+    let b = hk[i + p.half];
+    let na = a * c.x - b * c.y;
+    let nb = b * c.x + a * c.y;
+    q[kb + i] = na;
+    q[kb + i + p.half] = nb;
+    hk[i] = na;
+    hk[i + p.half] = nb;
+  }
+  workgroupBarrier();
+  let w0 = slot * (p.width / 4u) + h * HD4;   // the slot's first word (vec4 for F32) of head h
+//#if F32
+  for (var j = l; j < HD4; j += 64u) {
+    K[w0 + j] = vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]);
+    V[w0 + j] = vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]);
+  }
+//#else
+  var mk = vec2f(3.4e38, -3.4e38);
+  var mv = vec2f(3.4e38, -3.4e38);
+  for (var j = l; j < HD4; j += 64u) {
+    mk = minmax4(mk, vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]));
+    mv = minmax4(mv, vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]));
+  }
+  let lk = kvRange(l, mk);
+  workgroupBarrier();
+  let lv = kvRange(l, mv);
+  for (var j = l; j < HD4; j += 64u) {
+//#if !LANES4
+    K[w0 + j] = kvPack(vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]), lk);
+//#endif
+    V[w0 + j] = kvPack(vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]), lv);
+  }
+//#if LANES4
+  // keys as 16-byte words: four packed words per thread (w0 is a multiple of 4 with LANES4)
+  for (var j = l; j < HD4 / 4u; j += 64u) {
+    var w = vec4<u32>(0u);
+    for (var t = 0u; t < 4u; t++) {
+      let d = 16u * j + 4u * t;
+      w[t] = kvPack(vec4f(hk[d], hk[d + 1u], hk[d + 2u], hk[d + 3u]), lk);
+    }
+    K[w0 / 4u + j] = w;
+  }
+//#endif
+  if (l == 0u) {
+    KM[slot * p.heads + h] = lk;
+    VM[slot * p.heads + h] = lv;
+  }
+//#endif
+}
 //#endif
 
 // one workgroup per (chunk of 64 slots, head): thread l scores slot l, then the P·V pass runs
@@ -102,10 +214,27 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let h = wg.y;
   let f = qscale(0u);
   let qb = p.qOff + h * HD;
+//#if ROPEKV
+  // q rotated here (each workgroup its own copy); the head's last chunk stores this token's k, v
+  for (var i = l; i < HD; i += 64u) { hq[i] = q[qb + i]; }
+  if (c == p.nChunks - 1u) { storeNew(h, l); }
+  workgroupBarrier();
+  for (var i = l; i < HD4; i += 64u) {
+    let r = rot4(i);
+    qv[i] = r * f;
+//#if SINGLE
+    storeQ(h, i, r);   // (several chunks: the combine pass stores it)
+//#endif
+  }
+  // the new slot's stores are visible to this workgroup's loads below
+  storageBarrier();
+  workgroupBarrier();
+//#else
   for (var i = l; i < HD4; i += 64u) {
     qv[i] = vec4f(q[qb + 4u * i], q[qb + 4u * i + 1u], q[qb + 4u * i + 2u], q[qb + 4u * i + 3u]) * f;
   }
   workgroupBarrier();
+//#endif
   let s0 = c * CH;
   let slot = s0 + l;
   var s = NEG;
@@ -243,6 +372,12 @@ var<workgroup> red: array<f32, 128>;
 @compute @workgroup_size(128)
 fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
   let h = wg.x;
+//#if ROPEKV
+  // the step's rotated q back into the q|k|v row (the part pass only read it)
+  for (var i = l; i < HD; i += 128u) { hq[i] = q[p.qOff + h * HD + i]; }
+  workgroupBarrier();
+  for (var i = l; i < HD4; i += 128u) { storeQ(h, i, rot4(i)); }
+//#endif
   let nc = min(p.nChunks, 1024u);
   var M = NEG;
   for (var c = l; c < nc; c += 128u) { M = max(M, part[(h * p.nChunks + c) * (HD + 2u)]); }

@@ -768,36 +768,64 @@ describe('webgpu: rope, KV cache and attention', () => {
     }
   });
 
-  for (const quant of ['f32', 'int8'] as KVQuant[]) {
-    it(`rope of q and k then kvWrite of k (fused on the GPU) equals the separate ops (${quant}, prefill and decode rows)`, async () => {
+  // decode rows after a prefill of 6 (one chunk: SINGLE) and of 130 (three chunks + combine); the
+  // decode row's rope + kvWrite run inside the decode attention pass (ROPEKV): the q|k|v buffer
+  // (q and k rotated in place), the cache (read by the next row) and the output must all match
+  for (const [quant, lanes, prompt] of [['f32', 1, 6], ['int8', 4, 6], ['f32', 1, 130], ['int8', 4, 130], ['int8', 1, 130]] as [KVQuant, 1 | 4, number][]) {
+    it(`rope of q and k then kvWrite of k (fused on the GPU) equals the separate ops (${quant}, ${lanes} key lanes, prefill ${prompt} + 2 decode rows)`, async () => {
       const heads = 3;
-      const hd = 16;
+      const hd = 64;
       const W = heads * hd;
-      const rows = 7;
+      const rows = prompt + 2;
       const qkv = randoms(rows * 3 * W, 51, 1.5);
+      // each decode row's q is 2·its k: the new slot dominates that row's softmax, so a wrong
+      // store of it shows in the output, not diluted over the other slots
+      for (const r of [prompt, prompt + 1]) for (let c = 0; c < W; c++) qkv[r * 3 * W + c] = 2 * qkv[r * 3 * W + W + c];
+      const initial = gpu.attnKeyLanes;
       const run = async (b: Backend) => {
-        const kv = b.kvCreate(16, heads, hd, quant, at);
+        const kv = b.kvCreate(rows + 3, heads, hd, quant, at);
         const buf = put(b, qkv);
         const o = b.alloc(rows * W, at);
-        const p = { heads, headDim: hd, rotaryDim: 12, pos0: 3, base: 10000 };
+        const p = { heads, headDim: hd, rotaryDim: 48, pos0: 3, base: 10000 };
         const view = (r: number, c: number) => ({ buf, stride: 3 * W, offset: r * 3 * W + c });
-        // prefill rows 0..5 (both ropes, then the write), then one decode row (k rope only first)
-        b.rope(view(0, 0), 6, p);
-        b.rope(view(0, W), 6, p);
-        b.kvWrite(kv, view(0, W), view(0, 2 * W), 6, 0);
-        b.attention(o, view(0, 0), kv, { rows: 6, heads, headDim: hd, kvLen: 6, pos0: 3, scale: 0.25, lognSeqLength: 0 });
-        const p6 = { ...p, pos0: 9 };
-        b.rope(view(6, W), 1, p6);
-        b.rope(view(6, 0), 1, p6);
-        b.kvWrite(kv, view(6, W), view(6, 2 * W), 1, 6);
-        b.attention(o, view(6, 0), kv, { rows: 1, heads, headDim: hd, kvLen: 7, pos0: 9, scale: 0.25, lognSeqLength: 0 });
-        const out = new Float32Array(qkv.length + W);
-        out.set(await b.read(buf, 0, qkv.length));
-        out.set(await b.read(o, 0, W), qkv.length);
-        return out;
+        // prefill (both ropes, then the write), then two decode rows (k rope first in one, q in the other)
+        b.rope(view(0, 0), prompt, p);
+        b.rope(view(0, W), prompt, p);
+        b.kvWrite(kv, view(0, W), view(0, 2 * W), prompt, 0);
+        b.attention(o, view(0, 0), kv, { rows: prompt, heads, headDim: hd, kvLen: prompt, pos0: 3, scale: 0.25, lognSeqLength: 0 });
+        for (const r of [prompt, prompt + 1]) {
+          const pr = { ...p, pos0: r + 3 };
+          if (r === prompt) {
+            b.rope(view(r, W), 1, pr);
+            b.rope(view(r, 0), 1, pr);
+          } else {
+            b.rope(view(r, 0), 1, pr);
+            b.rope(view(r, W), 1, pr);
+          }
+          b.kvWrite(kv, view(r, W), view(r, 2 * W), 1, r);
+          b.attention(o, view(r, 0), kv, { rows: 1, heads, headDim: hd, kvLen: r + 1, pos0: r + 3, scale: 0.25, lognSeqLength: 0 });
+        }
+        // the stored keys of the two new slots: a query by each rotated k itself at a scale where
+        // that slot takes about 3/4 of the weight (a wrong key moves the output)
+        const probe = b.alloc(2 * W, at);
+        for (const i of [0, 1]) {
+          const pv = { rows: 1, heads, headDim: hd, kvLen: rows, pos0: rows + 3, scale: 0.125, lognSeqLength: 0 };
+          const one = b.alloc(W, at);
+          b.attention(one, view(prompt + i, W), kv, pv);
+          b.copy(probe, i * W, one, 0, W);
+        }
+        // the rotated q|k|v rows, the prefill's outputs, each decode row's output and the probes
+        return [await b.read(buf, 0, qkv.length), await b.read(o, 0, prompt * W), await b.read(o, prompt * W, W), await b.read(o, (prompt + 1) * W, W), await b.read(probe, 0, 2 * W)];
       };
-      const tol = quant === 'f32' ? 2e-6 : 2e-3;
-      expect(relErr(await run(gpu), await run(ref))).toBeLessThan(tol);
+      try {
+        gpu.attnKeyLanes = lanes;
+        const tol = quant === 'f32' ? 2e-6 : 2e-3;
+        const got = await run(gpu);
+        const want = await run(ref);
+        for (let i = 0; i < want.length; i++) expect(relErr(got[i], want[i]), `part ${i}`).toBeLessThan(tol);
+      } finally {
+        gpu.attnKeyLanes = initial;
+      }
     });
   }
 

@@ -103,6 +103,22 @@ interface PendingRope {
   table: GBuf;
 }
 
+/** A one-row rope(q), rope(k) + kvWrite, held back for the decode attention that follows. */
+interface HeldRopeKv {
+  s: WKV;
+  /** the fused q|k|v row's buffer and the offsets of q, k and v in it */
+  x: GBuf;
+  qOff: number;
+  kOff: number;
+  vOff: number;
+  slot: number;
+  rope: RopeParams;
+  table: GBuf;
+  /** the rope_kv dispatch, when it runs on its own */
+  params: number[];
+  bufs: Record<number, BindRange>;
+}
+
 class WBuf implements Buf {
   constructor(
     readonly length: number,
@@ -236,6 +252,7 @@ export class WebGpuBackend implements Backend {
   private pendingAdd: { x: GBuf; y: GBuf; n: number } | null = null;
   /** RoPE calls held back so that q and k rotate in one dispatch, fused with a following kvWrite. */
   private pendingRopes: PendingRope[] = [];
+  private heldRopeKv: HeldRopeKv | null = null;
   /** A one-row int4 GEMV held back so that a following swiglu on its output becomes its epilogue. */
   private pendingMatmul: HeldGemv | null = null;
   /** A second one-row int4 GEMV on the same x (w2 after w1): a following swiglu fuses all three. */
@@ -351,6 +368,11 @@ export class WebGpuBackend implements Backend {
       dispatchGrouped(this.gemv, m2, undefined);
     }
     if (this.pendingRopes.length) this.flushRopes();
+    const rk = this.heldRopeKv;
+    if (rk) {
+      this.heldRopeKv = null;
+      this.dispatchRopeKv(rk.s, rk.params, rk.bufs, 1, 3);
+    }
   }
 
   /**
@@ -652,6 +674,20 @@ export class WebGpuBackend implements Backend {
     const last = (rows - 1) * k.stride + Math.max(k.offset, v.offset) + s.width;
     if (last > k.buf.length) return false;
     rs.length = 0;
+    const b = s.binds;
+    const x = (k.buf as WBuf).g;
+    const bufs = { 1: { buf: x }, 2: { buf: kr.table }, 3: b.k, 4: b.v, 5: b.km, 6: b.vm } as Record<number, BindRange>;
+    const params = [rows, s.width, slot, k.stride, k.offset, v.offset, qr ? qr.x.offset : 0, s.headDim, s.heads, kr.p.rotaryDim / 2, kr.p.pos0, 0];
+    if (rows === 1 && qr && (qr.x.buf as WBuf).g === x) {
+      // a decode step: held for the attention over this store, which can do it in its own dispatch
+      this.heldRopeKv = { s, x, qOff: qr.x.offset, kOff: k.offset, vOff: v.offset, slot, rope: kr.p, table: kr.table, params, bufs };
+      return true;
+    }
+    this.dispatchRopeKv(s, params, bufs, rows, qr ? 3 : 2);
+    return true;
+  }
+
+  private dispatchRopeKv(s: WKV, params: number[], bufs: Record<number, BindRange>, rows: number, which: number): void {
     const f = s.quant === 'f32';
     const kern = this.hk((1 << 20) + (f ? 0 : 1), () => ({
       file: 'rope_kv',
@@ -659,11 +695,16 @@ export class WebGpuBackend implements Backend {
       defines: [f ? 'F32' : 'I8'],
       bindings: (f ? { 1: 'w', 2: 'r', 3: 'w', 4: 'w' } : { 1: 'w', 2: 'r', 3: 'w', 4: 'w', 5: 'w', 6: 'w' }) as Record<number, BindKind>,
     }));
-    const b = s.binds;
-    const bufs = { 1: { buf: (k.buf as WBuf).g }, 2: { buf: kr.table }, 3: b.k, 4: b.v, 5: b.km, 6: b.vm } as Record<number, BindRange>;
-    const params = [rows, s.width, slot, k.stride, k.offset, v.offset, qr ? qr.x.offset : 0, s.headDim, s.heads, kr.p.rotaryDim / 2, kr.p.pos0, 0];
-    this.rec.dispatch(kern, params, bufs, [rows, s.heads, qr ? 3 : 2], [], 'rope+kv write');
-    return true;
+    this.rec.dispatch(kern, params, bufs, [rows, s.heads, which], [], 'rope+kv write');
+  }
+
+  /** The held rope+kv write when this decode attention can run it itself (then no longer held). */
+  private takeRopeKv(q: RowView, s: WKV, p: AttentionParams): HeldRopeKv | null {
+    const h = this.heldRopeKv;
+    if (!h || p.rows !== 1 || h.s !== s || h.x !== (q.buf as WBuf).g || h.qOff !== q.offset || h.slot !== p.kvLen - 1) return null;
+    if (h.rope.headDim !== s.headDim || h.rope.heads !== s.heads) return null;
+    this.heldRopeKv = null;
+    return h;
   }
 
   kvMove(kv: KVStore, dst: number, src: number, n: number): void {
@@ -1011,17 +1052,25 @@ export class WebGpuBackend implements Backend {
   }
 
   attention(out: Buf, q: RowView, kv: KVStore, p: AttentionParams): void {
-    this.settle();
     const s = kv as WKV;
     const o = out as WBuf;
     const qb = (q.buf as WBuf).g;
-    if (p.rows <= 0) return;
+    if (p.rows <= 0) {
+      this.settle();
+      return;
+    }
     if (p.heads !== s.heads || p.headDim !== s.headDim) throw new ArgumentError(`attention: ${p.heads}×${p.headDim} heads do not match the KV store (${s.heads}×${s.headDim})`);
     if (p.kvLen < p.rows || p.kvLen > s.capacity) throw new ArgumentError(`attention: kvLen ${p.kvLen} must be in [rows=${p.rows}, capacity=${s.capacity}]`);
     if (o.g === qb) throw new ArgumentError('attention: out must not alias q');
     if (p.rows * s.width > o.length) throw new ArgumentError('attention: output buffer too small');
     const HD = s.headDim;
     if (HD > 128 || 64 % (HD / 4) !== 0) throw new ArgumentError(`attention: headDim ${HD} must be 4·2^i ≤ 128 on WebGPU`);
+    const nChunks = Math.ceil(p.kvLen / ATT_CHUNK);
+    if (p.rows === 1 && nChunks > 1024) throw new ArgumentError(`attention: kvLen ${p.kvLen} exceeds ${1024 * ATT_CHUNK} slots on WebGPU`);
+    // (checked before anything runs.) A held decode-step rope+kv write runs inside the decode
+    // pass (ROPEKV); anything else held runs before it
+    const rk = this.takeRopeKv(q, s, p);
+    this.settle();
     const lognOn = p.lognSeqLength > 0 ? 1 : 0;
     const lg = lognOn
       ? this.posTable(this.lognTables, p.lognSeqLength, p.pos0 + p.rows, (n) => lognTable(p.lognSeqLength, n), `logn table ${p.lognSeqLength}`)
@@ -1029,23 +1078,43 @@ export class WebGpuBackend implements Backend {
     const kvDef = s.quant === 'f32' ? 'F32' : 'I8';
     // kernel specs are built on the first use only; the bindings are one literal for every pass
     // (4: the partials, set below where there are several chunks; 7, 8 only bound for int8 caches)
-    const kvKinds = (): Record<number, 'r'> => (s.km ? { 5: 'r', 6: 'r', 7: 'r', 8: 'r' } : { 5: 'r', 6: 'r' });
+    // (with ROPEKV q|k|v and the cache are written too: 2 and 5..8 read-write, 9 the rope table)
+    const kvKinds = (m: 'r' | 'w'): Record<number, 'r' | 'w'> => (s.km ? { 5: m, 6: m, 7: m, 8: m } : { 5: m, 6: m });
     const b = s.binds;
-    const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm } as Record<number, BindRange>;
+    const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? { buf: rk.table } : undefined } as Record<number, BindRange>;
+    const read = { HD, ACC: 'read' };
     if (p.rows === 1) {
       const lanes4 = this.attnKeyLanes === 4 && kvDef === 'I8' && HD % 64 === 0;
       const sg = this.useSubgroups && this.features.subgroups;
-      const decodeDefs = (): string[] => [kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : [])];
-      const nChunks = Math.ceil(p.kvLen / ATT_CHUNK);
-      if (nChunks > 1024) throw new ArgumentError(`attention: kvLen ${p.kvLen} exceeds ${1024 * ATT_CHUNK} slots on WebGPU`);
-      const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, 0, 0];
+      const decodeDefs = (fused: boolean): string[] => [kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : []), ...(fused ? ['ROPEKV'] : [])];
+      const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, rk?.kOff ?? 0, rk?.vOff ?? 0, rk?.rope.pos0 ?? 0, rk ? rk.rope.rotaryDim / 2 : 0, 0, 0];
       // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, which pass)
-      const key = (((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 4;
-      // all three kernels are compiled on the first decode step: compiling the chunked pair when
-      // the cache first passes one chunk stalled that token by 50-70 ms (a pipeline compile)
-      const k0 = this.hk(key, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', 'SINGLE', ...decodeDefs()], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } }));
-      const k1 = this.hk(key + 1, () => ({ file: 'attention', entry: 'decode_part', defines: ['PART', ...decodeDefs()], values: { HD }, bindings: { 2: 'r', 3: 'r', 4: 'w', ...kvKinds() } }));
-      const k2 = this.hk(HD * 32 + 2, () => ({ file: 'attention', entry: 'decode_combine', defines: ['COMBINE'], values: { HD }, bindings: { 1: 'w', 4: 'r' } }));
+      const key = (((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 8;
+      const spec = (single: boolean, fused: boolean) => () => ({
+        file: 'attention',
+        entry: 'decode_part',
+        defines: ['PART', ...(single ? ['SINGLE'] : []), ...decodeDefs(fused)],
+        values: fused ? { HD, ACC: 'read_write' } : read,
+        bindings: {
+          ...(single ? { 1: 'w' } : { 4: 'w' }),
+          2: fused ? 'w' : 'r',
+          3: 'r',
+          ...kvKinds(fused ? 'w' : 'r'),
+          ...(fused ? { 9: 'r' } : {}),
+        } as Record<number, BindKind>,
+      });
+      // all kernels of this cache kind are compiled on the first decode step: compiling the
+      // chunked pair when the cache first passes one chunk stalled that token by 50-70 ms
+      const fused = rk !== null;
+      const k0 = this.hk(key + (fused ? 2 : 0), spec(true, fused));
+      const k1 = this.hk(key + (fused ? 3 : 1), spec(false, fused));
+      const k2 = this.hk((1 << 19) + HD * 2 + (fused ? 1 : 0), () => ({
+        file: 'attention',
+        entry: 'decode_combine',
+        defines: ['COMBINE', ...(fused ? ['ROPEKV'] : [])],
+        values: fused ? { HD, ACC: 'read_write' } : read,
+        bindings: (fused ? { 1: 'w', 2: 'w', 4: 'r', 9: 'r' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
+      }));
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
         this.rec.dispatch(k0, params, bufs, [1, p.heads]);
@@ -1057,8 +1126,8 @@ export class WebGpuBackend implements Backend {
       this.rec.dispatch(k1, params, bufs, [nChunks, p.heads]);
       this.rec.dispatch(k2, params, bufs, [p.heads]);
     } else {
-      const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0];
-      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: { HD }, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds() } });
+      const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0, 0, 0, 0, 0];
+      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: read, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds('r') } });
       this.rec.dispatch(kern, params, bufs, [Math.ceil(p.rows / 16), p.heads]);
     }
   }
