@@ -690,14 +690,16 @@ export class WebGpuBackend implements Backend {
   }
 
   private dispatchRopeKv(s: WKV, params: number[], bufs: Record<number, BindRange>, rows: number, which: number): void {
-    const f = s.quant === 'f32';
-    const kern = this.hk((1 << 20) + (f ? 0 : 1), () => ({
+    this.rec.dispatch(this.ropeKvKernel(s.quant === 'f32'), params, bufs, [rows, s.heads, which], [], 'rope+kv write');
+  }
+
+  private ropeKvKernel(isF32: boolean): Kernel {
+    return this.hk((1 << 20) + (isF32 ? 0 : 1), () => ({
       file: 'rope_kv',
       entry: 'main',
-      defines: [f ? 'F32' : 'I8'],
-      bindings: (f ? { 1: 'w', 2: 'r', 3: 'w', 4: 'w' } : { 1: 'w', 2: 'r', 3: 'w', 4: 'w', 5: 'w', 6: 'w' }) as Record<number, BindKind>,
+      defines: [isF32 ? 'F32' : 'I8'],
+      bindings: (isF32 ? { 1: 'w', 2: 'r', 3: 'w', 4: 'w' } : { 1: 'w', 2: 'r', 3: 'w', 4: 'w', 5: 'w', 6: 'w' }) as Record<number, BindKind>,
     }));
-    this.rec.dispatch(kern, params, bufs, [rows, s.heads, which], [], 'rope+kv write');
   }
 
   /** The held rope+kv write when this decode attention can run it itself (then no longer held). */
@@ -1110,18 +1112,25 @@ export class WebGpuBackend implements Backend {
           ...(fused ? { 9: 'r' } : {}),
         } as Record<number, BindKind>,
       });
-      // all kernels of this cache kind are compiled on the first decode step: compiling the
-      // chunked pair when the cache first passes one chunk stalled that token by 50-70 ms
       const fused = rk !== null;
+      const combine = (f: boolean) =>
+        this.hk((1 << 19) + HD * 2 + (f ? 1 : 0), () => ({
+          file: 'attention',
+          entry: 'decode_combine',
+          defines: ['COMBINE', ...(f ? ['ROPEKV'] : [])],
+          values: f ? { HD, ACC: 'read_write' } : read,
+          bindings: (f ? { 1: 'w', 2: 'w', 4: 'r', 9: 'r' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
+        }));
       const k0 = this.hk(key + (fused ? 2 : 0), spec(true, fused));
       const k1 = this.hk(key + (fused ? 3 : 1), spec(false, fused));
-      const k2 = this.hk((1 << 19) + HD * 2 + (fused ? 1 : 0), () => ({
-        file: 'attention',
-        entry: 'decode_combine',
-        defines: ['COMBINE', ...(fused ? ['ROPEKV'] : [])],
-        values: fused ? { HD, ACC: 'read_write' } : read,
-        bindings: (fused ? { 1: 'w', 2: 'w', 4: 'r', 9: 'r' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
-      }));
+      const k2 = combine(fused);
+      if (fused && !this.ropeKvChunked) {
+        // compiled on the first decode step, with the pair used once the cache passes one chunk
+        // (compiling them there stalled that token by 50-260 ms on the H200)
+        this.hk(key + 1, spec(false, false));
+        combine(false);
+        this.ropeKvKernel(s.quant === 'f32');
+      }
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
         this.rec.dispatch(k0, params, bufs, [1, p.heads]);
