@@ -310,7 +310,7 @@ for (const source of values.models!.split(',')) {
   const modes = values['pace-mode'] ? values['pace-mode'].split(',') : [''];
   const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.flatMap((al) => sgs.flatMap((sg) => modes.map((pm) => [c, sf, pr, al, sg, pm] as const))))));
   for (const [context, submitFirst, paced, lanes, sg, paceMode] of runs) {
-    if (paceMode) (model.backend as WebGpuBackend).rec.paceMode = paceMode as 'early' | 'late';
+    if (paceMode) (model.backend as WebGpuBackend).rec.paceMode = paceMode as 'early' | 'near' | 'late';
     if (!Number.isNaN(submitFirst)) (model.backend as WebGpuBackend).rec.submitFirst = submitFirst;
     if (!Number.isNaN(paced)) (model.backend as WebGpuBackend).rec.pacedReadback = paced === 1;
     if (!Number.isNaN(lanes)) (model.backend as WebGpuBackend).attnKeyLanes = lanes === 4 ? 4 : 1;
