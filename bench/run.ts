@@ -36,6 +36,8 @@ const { values } = parseArgs({
     paced: { type: 'string', default: '' },
     // WebGPU: paced waits ending early or late (Recorder.paceMode), A/B in one process, e.g. early,late
     'pace-mode': { type: 'string', default: '' },
+    // WebGPU: the decode rope+kv write inside the chunked attention pass too (ropeKvChunked), e.g. 0,1
+    'ropekv-chunked': { type: 'string', default: '' },
     // WebGPU: decode per WebGpuOptions.attnKeyLanes value (A/B in one process), e.g. 1,4
     'attn-lanes': { type: 'string', default: '' },
     // WebGPU: decode attention with WebGpuOptions.subgroups off and on (A/B in one process), e.g. 0,1
@@ -308,8 +310,10 @@ for (const source of values.models!.split(',')) {
   const laneCounts = values['attn-lanes'] ? values['attn-lanes'].split(',').map(Number) : [NaN];
   const sgs = values.subgroups ? values.subgroups.split(',').map(Number) : [NaN];
   const modes = values['pace-mode'] ? values['pace-mode'].split(',') : [''];
-  const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.flatMap((al) => sgs.flatMap((sg) => modes.map((pm) => [c, sf, pr, al, sg, pm] as const))))));
-  for (const [context, submitFirst, paced, lanes, sg, paceMode] of runs) {
+  const chunkedRopeKv = values['ropekv-chunked'] ? values['ropekv-chunked'].split(',').map(Number) : [NaN];
+  const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.flatMap((al) => sgs.flatMap((sg) => modes.flatMap((pm) => chunkedRopeKv.map((rc) => [c, sf, pr, al, sg, pm, rc] as const)))))));
+  for (const [context, submitFirst, paced, lanes, sg, paceMode, ropeKvChunked] of runs) {
+    if (!Number.isNaN(ropeKvChunked)) (model.backend as WebGpuBackend).ropeKvChunked = ropeKvChunked === 1;
     if (paceMode) (model.backend as WebGpuBackend).rec.paceMode = paceMode as 'early' | 'near' | 'late';
     if (!Number.isNaN(submitFirst)) (model.backend as WebGpuBackend).rec.submitFirst = submitFirst;
     if (!Number.isNaN(paced)) (model.backend as WebGpuBackend).rec.pacedReadback = paced === 1;
@@ -332,6 +336,7 @@ for (const source of values.models!.split(',')) {
       ...(Number.isNaN(lanes) ? {} : { attn_key_lanes: lanes }),
       ...(Number.isNaN(sg) ? {} : { subgroups: sg === 1 }),
       ...(paceMode ? { pace_mode: paceMode } : {}),
+      ...(Number.isNaN(ropeKvChunked) ? {} : { ropekv_chunked: ropeKvChunked === 1 }),
       decode_tok_s: +decode.tokS.toFixed(3),
       decode_p50_ms: decode.p50,
       decode_p90_ms: decode.p90,

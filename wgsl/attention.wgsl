@@ -38,8 +38,8 @@ struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32
 //#endif
 //#if !COMBINE
 //#if F32
-@group(0) @binding(5) var<storage, {{ACC}}> K: array<vec4f>;
-@group(0) @binding(6) var<storage, {{ACC}}> V: array<vec4f>;
+@group(0) @binding(5) var<storage, {{KVACC}}> K: array<vec4f>;
+@group(0) @binding(6) var<storage, {{KVACC}}> V: array<vec4f>;
 fn kv4(slot: u32, h: u32, d4: u32) -> vec4f { return K[slot * (p.width / 4u) + h * HD4 + d4]; }
 fn vv4(slot: u32, h: u32, d4: u32) -> vec4f { return V[slot * (p.width / 4u) + h * HD4 + d4]; }
 fn ks(slot: u32, h: u32, d: u32) -> f32 { return K[slot * (p.width / 4u) + h * HD4 + d / 4u][d & 3u]; }
@@ -47,15 +47,15 @@ fn vs(slot: u32, h: u32, d: u32) -> f32 { return V[slot * (p.width / 4u) + h * H
 //#else
 //#if LANES4
 // keys read as vec4<u32> (16 bytes) by the 4-lanes-per-slot score pass of decode_part
-@group(0) @binding(5) var<storage, {{ACC}}> K: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, {{KVACC}}> K: array<vec4<u32>>;
 fn kword(i: u32) -> u32 { return K[i >> 2u][i & 3u]; }
 //#else
-@group(0) @binding(5) var<storage, {{ACC}}> K: array<u32>;
+@group(0) @binding(5) var<storage, {{KVACC}}> K: array<u32>;
 fn kword(i: u32) -> u32 { return K[i]; }
 //#endif
-@group(0) @binding(6) var<storage, {{ACC}}> V: array<u32>;
-@group(0) @binding(7) var<storage, {{ACC}}> KM: array<vec2f>;
-@group(0) @binding(8) var<storage, {{ACC}}> VM: array<vec2f>;
+@group(0) @binding(6) var<storage, {{KVACC}}> V: array<u32>;
+@group(0) @binding(7) var<storage, {{KVACC}}> KM: array<vec2f>;
+@group(0) @binding(8) var<storage, {{KVACC}}> VM: array<vec2f>;
 // the 4 byte codes of w as floats: a byte or'ed into the mantissa of 2^23 (bits 0..7) or 2^15
 // (bits 8..15) is that power plus the code exactly; int-to-float conversions run at a quarter rate
 fn codes4(w: u32) -> vec4f {
@@ -141,6 +141,14 @@ var<workgroup> hv: array<f32, HD>;
 //#if !F32
 //#include kv_int8
 //#endif
+//#if !SINGLE
+// several chunks: the cache stays read-only here (a read-write binding slows every chunk's loads);
+// the new slot's stored form goes to nk (per head 2·HD + 4 words: k, v, then the int8 metas) for
+// the combine pass to store, and this pass reads that slot from hk / hv
+@group(0) @binding(10) var<storage, read_write> nk: array<u32>;
+fn hk4(i: u32) -> vec4f { return vec4f(hk[4u * i], hk[4u * i + 1u], hk[4u * i + 2u], hk[4u * i + 3u]); }
+fn hv4(i: u32) -> vec4f { return vec4f(hv[4u * i], hv[4u * i + 1u], hv[4u * i + 2u], hv[4u * i + 3u]); }
+//#endif
 
 // k of head h rotated in place (in hk and in the q|k|v row) and stored with v in slot kvLen − 1
 fn storeNew(h: u32, l: u32) {
@@ -166,11 +174,19 @@ fn storeNew(h: u32, l: u32) {
   }
   workgroupBarrier();
   let w0 = slot * (p.width / 4u) + h * HD4;   // the slot's first word (vec4 for F32) of head h
+  let nb = h * (2u * HD + 4u);                 // (several chunks) head h's words in nk
 //#if F32
+//#if SINGLE
   for (var j = l; j < HD4; j += 64u) {
     K[w0 + j] = vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]);
     V[w0 + j] = vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]);
   }
+//#else
+  for (var d = l; d < HD; d += 64u) {
+    nk[nb + d] = bitcast<u32>(hk[d]);
+    nk[nb + HD + d] = bitcast<u32>(hv[d]);
+  }
+//#endif
 //#else
   var mk = vec2f(3.4e38, -3.4e38);
   var mv = vec2f(3.4e38, -3.4e38);
@@ -181,6 +197,43 @@ fn storeNew(h: u32, l: u32) {
   let lk = kvRange(l, mk);
   workgroupBarrier();
   let lv = kvRange(l, mv);
+//#if !SINGLE
+  // the stored words to nk, and hk / hv become the values the cache will hold (deq8 of them)
+  workgroupBarrier();
+  var wk = array<u32, 2>(0u, 0u);
+  var wv = array<u32, 2>(0u, 0u);
+  for (var t = 0u; t < 2u; t++) {
+    let j = l + 64u * t;
+    if (j < HD4) {
+      wk[t] = kvPack(vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]), lk);
+      wv[t] = kvPack(vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]), lv);
+      nk[nb + j] = wk[t];
+      nk[nb + HD4 + j] = wv[t];
+    }
+  }
+  workgroupBarrier();
+  for (var t = 0u; t < 2u; t++) {
+    let j = l + 64u * t;
+    if (j < HD4) {
+      let dk = deq8(wk[t], lk);
+      let dv = deq8(wv[t], lv);
+      hk[4u * j] = dk.x;
+      hk[4u * j + 1u] = dk.y;
+      hk[4u * j + 2u] = dk.z;
+      hk[4u * j + 3u] = dk.w;
+      hv[4u * j] = dv.x;
+      hv[4u * j + 1u] = dv.y;
+      hv[4u * j + 2u] = dv.z;
+      hv[4u * j + 3u] = dv.w;
+    }
+  }
+  if (l == 0u) {
+    nk[nb + 2u * HD] = bitcast<u32>(lk.x);
+    nk[nb + 2u * HD + 1u] = bitcast<u32>(lk.y);
+    nk[nb + 2u * HD + 2u] = bitcast<u32>(lv.x);
+    nk[nb + 2u * HD + 3u] = bitcast<u32>(lv.y);
+  }
+//#else
   for (var j = l; j < HD4; j += 64u) {
 //#if !LANES4
     K[w0 + j] = kvPack(vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]), lk);
@@ -203,8 +256,28 @@ fn storeNew(h: u32, l: u32) {
     VM[slot * p.heads + h] = lv;
   }
 //#endif
+//#endif
 }
 //#endif
+
+// a slot's key / value quad: from the cache, or (ROPEKV over several chunks) the new slot's from
+// workgroup memory
+fn kq4(slot: u32, h: u32, d4: u32) -> vec4f {
+//#if ROPEKV
+//#if !SINGLE
+  if (slot == p.kvLen - 1u) { return hk4(d4); }
+//#endif
+//#endif
+  return kv4(slot, h, d4);
+}
+fn vq4(slot: u32, h: u32, d4: u32) -> vec4f {
+//#if ROPEKV
+//#if !SINGLE
+  if (slot == p.kvLen - 1u) { return hv4(d4); }
+//#endif
+//#endif
+  return vv4(slot, h, d4);
+}
 
 // one workgroup per (chunk of 64 slots, head): thread l scores slot l, then the P·V pass runs
 // lanes over (dim quad, slot group) so V is read as coalesced vec4 rows
@@ -256,6 +329,18 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       let d4 = 4u * (ln * (HD4 / 16u) + j);
       a += (dot(qv[d4], deq8(w.x, m)) + dot(qv[d4 + 1u], deq8(w.y, m))) + (dot(qv[d4 + 2u], deq8(w.z, m)) + dot(qv[d4 + 3u], deq8(w.w, m)));
     }
+//#if ROPEKV
+//#if !SINGLE
+    if (sk == p.kvLen - 1u) {
+      // the new slot (not in the cache yet): the same sums over hk
+      a = 0.0;
+      for (var j = 0u; j < HD4 / 16u; j++) {
+        let d4 = 4u * (ln * (HD4 / 16u) + j);
+        a += (dot(qv[d4], hk4(d4)) + dot(qv[d4 + 1u], hk4(d4 + 1u))) + (dot(qv[d4 + 2u], hk4(d4 + 2u)) + dot(qv[d4 + 3u], hk4(d4 + 3u)));
+      }
+    }
+//#endif
+//#endif
     pd[i] = select(0.0, a, sk < p.kvLen);
   }
   for (var i = 0u; i < 4u; i++) { q4[64u * i + l] = pd[i]; }
@@ -267,13 +352,13 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     var a = vec4f(0.0);
     var d4 = 0u;
     for (; d4 + 3u < HD4; d4 += 4u) {
-      let k0 = kv4(slot, h, d4);
-      let k1 = kv4(slot, h, d4 + 1u);
-      let k2 = kv4(slot, h, d4 + 2u);
-      let k3 = kv4(slot, h, d4 + 3u);
+      let k0 = kq4(slot, h, d4);
+      let k1 = kq4(slot, h, d4 + 1u);
+      let k2 = kq4(slot, h, d4 + 2u);
+      let k3 = kq4(slot, h, d4 + 3u);
       a += vec4f(dot(qv[d4], k0), dot(qv[d4 + 1u], k1), dot(qv[d4 + 2u], k2), dot(qv[d4 + 3u], k3));
     }
-    for (; d4 < HD4; d4++) { a.x += dot(qv[d4], kv4(slot, h, d4)); }
+    for (; d4 < HD4; d4++) { a.x += dot(qv[d4], kq4(slot, h, d4)); }
     s = (a.x + a.y) + (a.z + a.w);
   }
 //#endif
@@ -321,16 +406,16 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   var o3 = vec4f(0.0);
   var j = g;
   for (; j + 3u * G < n; j += 4u * G) {
-    let v0 = vv4(s0 + j, h, d4);
-    let v1 = vv4(s0 + j + G, h, d4);
-    let v2 = vv4(s0 + j + 2u * G, h, d4);
-    let v3 = vv4(s0 + j + 3u * G, h, d4);
+    let v0 = vq4(s0 + j, h, d4);
+    let v1 = vq4(s0 + j + G, h, d4);
+    let v2 = vq4(s0 + j + 2u * G, h, d4);
+    let v3 = vq4(s0 + j + 3u * G, h, d4);
     o0 += sc[j] * v0;
     o1 += sc[j + G] * v1;
     o2 += sc[j + 2u * G] * v2;
     o3 += sc[j + 3u * G] * v3;
   }
-  for (; j < n; j += G) { o0 += sc[j] * vv4(s0 + j, h, d4); }
+  for (; j < n; j += G) { o0 += sc[j] * vq4(s0 + j, h, d4); }
   ov[l] = (o0 + o1) + (o2 + o3);
   workgroupBarrier();
 //#if SINGLE
@@ -364,6 +449,16 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
 
 //#if COMBINE
 @group(0) @binding(4) var<storage, read> part: array<f32>;
+//#if ROPEKV
+// the cache as words (f32 bits or 4 int8 codes) and the new slot's stored form from the part pass
+@group(0) @binding(5) var<storage, read_write> Kc: array<u32>;
+@group(0) @binding(6) var<storage, read_write> Vc: array<u32>;
+//#if !F32
+@group(0) @binding(7) var<storage, read_write> KMc: array<vec2f>;
+@group(0) @binding(8) var<storage, read_write> VMc: array<vec2f>;
+//#endif
+@group(0) @binding(10) var<storage, read> nk: array<u32>;
+//#endif
 var<workgroup> cw: array<f32, 1024>;
 var<workgroup> red: array<f32, 128>;
 
@@ -373,10 +468,28 @@ var<workgroup> red: array<f32, 128>;
 fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
   let h = wg.x;
 //#if ROPEKV
-  // the step's rotated q back into the q|k|v row (the part pass only read it)
+  // the step's rotated q back into the q|k|v row (the part pass only read it), and the new slot's
+  // k and v from nk into the cache (this pass does not read the cache)
   for (var i = l; i < HD; i += 128u) { hq[i] = q[p.qOff + h * HD + i]; }
   workgroupBarrier();
   for (var i = l; i < HD4; i += 128u) { storeQ(h, i, rot4(i)); }
+  let slot = p.kvLen - 1u;
+  let nb = h * (2u * HD + 4u);
+//#if F32
+  for (var d = l; d < HD; d += 128u) {
+    Kc[slot * p.width + h * HD + d] = nk[nb + d];
+    Vc[slot * p.width + h * HD + d] = nk[nb + HD + d];
+  }
+//#else
+  for (var j = l; j < HD4; j += 128u) {
+    Kc[slot * (p.width / 4u) + h * HD4 + j] = nk[nb + j];
+    Vc[slot * (p.width / 4u) + h * HD4 + j] = nk[nb + HD4 + j];
+  }
+  if (l == 0u) {
+    KMc[slot * p.heads + h] = vec2f(bitcast<f32>(nk[nb + 2u * HD]), bitcast<f32>(nk[nb + 2u * HD + 1u]));
+    VMc[slot * p.heads + h] = vec2f(bitcast<f32>(nk[nb + 2u * HD + 2u]), bitcast<f32>(nk[nb + 2u * HD + 3u]));
+  }
+//#endif
 //#endif
   let nc = min(p.nChunks, 1024u);
   var M = NEG;

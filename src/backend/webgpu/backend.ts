@@ -706,10 +706,9 @@ export class WebGpuBackend implements Backend {
   private takeRopeKv(q: RowView, s: WKV, p: AttentionParams): HeldRopeKv | null {
     const h = this.heldRopeKv;
     if (!h || p.rows !== 1 || h.s !== s || h.x !== (q.buf as WBuf).g || h.qOff !== q.offset || h.slot !== p.kvLen - 1) return null;
-    // one chunk only: ROPEKV binds the cache read-write, and over several chunks the part pass
-    // loses more on its cache reads than the rope+kv dispatch costs (H200, 14B at 2048: the
-    // step's GPU time 6.27 → 6.62 ms; at context 1 5.56 → 5.45 ms). The kernels keep the
-    // chunked variant (tested), unused.
+    // over several chunks only with ropeKvChunked (the cache stays read-only there and the
+    // combine pass stores the new slot; a first version that bound the cache read-write made the
+    // 14B step at 2048 slower, 6.27 → 6.62 ms, while at context 1 it went 5.56 → 5.45 ms)
     if (p.kvLen > ATT_CHUNK && !this.ropeKvChunked) return null;
     if (h.rope.headDim !== s.headDim || h.rope.heads !== s.heads) return null;
     this.heldRopeKv = null;
@@ -1090,8 +1089,8 @@ export class WebGpuBackend implements Backend {
     // (with ROPEKV q|k|v and the cache are written too: 2 and 5..8 read-write, 9 the rope table)
     const kvKinds = (m: 'r' | 'w'): Record<number, 'r' | 'w'> => (s.km ? { 5: m, 6: m, 7: m, 8: m } : { 5: m, 6: m });
     const b = s.binds;
-    const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? { buf: rk.table } : undefined } as Record<number, BindRange>;
-    const read = { HD, ACC: 'read' };
+    const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? { buf: rk.table } : undefined, 10: undefined as BindRange | undefined } as Record<number, BindRange>;
+    const read = { HD, ACC: 'read', KVACC: 'read' };
     if (p.rows === 1) {
       const lanes4 = this.attnKeyLanes === 4 && kvDef === 'I8' && HD % 64 === 0;
       const sg = this.useSubgroups && this.features.subgroups;
@@ -1099,27 +1098,30 @@ export class WebGpuBackend implements Backend {
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, rk?.kOff ?? 0, rk?.vOff ?? 0, rk?.rope.pos0 ?? 0, rk ? rk.rope.rotaryDim / 2 : 0, 0, 0];
       // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, which pass)
       const key = (((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 8;
+      // fused (ROPEKV): q|k|v read-write; one chunk writes the cache itself (read-write), several
+      // leave it read-only and hand the new slot to the combine pass through 10
       const spec = (single: boolean, fused: boolean) => () => ({
         file: 'attention',
         entry: 'decode_part',
         defines: ['PART', ...(single ? ['SINGLE'] : []), ...decodeDefs(fused)],
-        values: fused ? { HD, ACC: 'read_write' } : read,
+        values: fused ? { HD, ACC: 'read_write', KVACC: single ? 'read_write' : 'read' } : read,
         bindings: {
           ...(single ? { 1: 'w' } : { 4: 'w' }),
           2: fused ? 'w' : 'r',
           3: 'r',
-          ...kvKinds(fused ? 'w' : 'r'),
+          ...kvKinds(fused && single ? 'w' : 'r'),
           ...(fused ? { 9: 'r' } : {}),
+          ...(fused && !single ? { 10: 'w' } : {}),
         } as Record<number, BindKind>,
       });
       const fused = rk !== null;
       const combine = (f: boolean) =>
-        this.hk((1 << 19) + HD * 2 + (f ? 1 : 0), () => ({
+        this.hk((1 << 19) + (HD * 2 + (f ? 1 : 0)) * 2 + (kvDef === 'I8' ? 1 : 0), () => ({
           file: 'attention',
           entry: 'decode_combine',
-          defines: ['COMBINE', ...(f ? ['ROPEKV'] : [])],
-          values: f ? { HD, ACC: 'read_write' } : read,
-          bindings: (f ? { 1: 'w', 2: 'w', 4: 'r', 9: 'r' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
+          defines: ['COMBINE', kvDef, ...(f ? ['ROPEKV'] : [])],
+          values: f ? { HD, ACC: 'read_write', KVACC: 'read' } : read,
+          bindings: (f ? { 1: 'w', 2: 'w', 4: 'r', ...kvKinds('w'), 9: 'r', 10: 'r' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
         }));
       const k0 = this.hk(key + (fused ? 2 : 0), spec(true, fused));
       const k1 = this.hk(key + (fused ? 3 : 1), spec(false, fused));
@@ -1139,6 +1141,7 @@ export class WebGpuBackend implements Backend {
       // partials sized for the whole store at once (a regrown buffer means new bind groups mid-run)
       const part = this.scratchBuf('attention partials', 4 * p.heads * Math.max(nChunks, Math.ceil(s.capacity / ATT_CHUNK)) * (HD + 2));
       bufs[4] = { buf: part };
+      if (fused) bufs[10] = { buf: this.scratchBuf('attention new slot', 4 * p.heads * (2 * HD + 4)) };
       this.rec.dispatch(k1, params, bufs, [nChunks, p.heads]);
       this.rec.dispatch(k2, params, bufs, [p.heads]);
     } else {
