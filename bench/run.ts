@@ -34,7 +34,7 @@ const { values } = parseArgs({
     'stall-trace': { type: 'string', default: '0' },
     // WebGPU: decode with WebGpuOptions.pacedReadback off and on (A/B in one process), e.g. 0,1
     paced: { type: 'string', default: '' },
-    // WebGPU: paced waits ending early or late (Recorder.paceMode), A/B in one process, e.g. early,late
+    // WebGPU: how paced waits end (Recorder.paceMode), A/B in one process, e.g. early,near
     'pace-mode': { type: 'string', default: '' },
     // WebGPU: the decode rope+kv write inside the chunked attention pass too (ropeKvChunked), e.g. 0,1
     'ropekv-chunked': { type: 'string', default: '' },
@@ -87,6 +87,7 @@ async function decodeSpeed(model: QwenModel, context: number, n: number) {
   model.reset();
   const { gcs, obs } = watchGc();
   // Dawn's Node binding polls the device from setImmediate while a map is pending: count the turns
+  // (with paceMode 'near' the backend's own waiting turns count too)
   const g = globalThis as { setImmediate: (...a: unknown[]) => unknown };
   const original = g.setImmediate;
   let turns = 0;
@@ -314,7 +315,7 @@ for (const source of values.models!.split(',')) {
   const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.flatMap((al) => sgs.flatMap((sg) => modes.flatMap((pm) => chunkedRopeKv.map((rc) => [c, sf, pr, al, sg, pm, rc] as const)))))));
   for (const [context, submitFirst, paced, lanes, sg, paceMode, ropeKvChunked] of runs) {
     if (!Number.isNaN(ropeKvChunked)) (model.backend as WebGpuBackend).ropeKvChunked = ropeKvChunked === 1;
-    if (paceMode) (model.backend as WebGpuBackend).rec.paceMode = paceMode as 'early' | 'near' | 'late';
+    if (paceMode) (model.backend as WebGpuBackend).rec.paceMode = paceMode as 'early' | 'near';
     if (!Number.isNaN(submitFirst)) (model.backend as WebGpuBackend).rec.submitFirst = submitFirst;
     if (!Number.isNaN(paced)) (model.backend as WebGpuBackend).rec.pacedReadback = paced === 1;
     if (!Number.isNaN(lanes)) (model.backend as WebGpuBackend).attnKeyLanes = lanes === 4 ? 4 : 1;

@@ -123,15 +123,15 @@ export class Recorder {
    */
   pacedReadback = false;
   /**
-   * How a paced wait ends. 'early': a timer to shortly before the estimate (ms resolution, so often
-   * 1–2 ms early), then Dawn's event-loop polling. 'near': the timer to ≈ 1.5 ms before the
-   * estimate, then our own event-loop turns to 0.15 ms before it, then Dawn's polling — Dawn's
-   * Node binding makes a new N-API function every polling turn, which outlives the young
-   * generation (a weak finalizer): ≈ 200 turns a 14B token filled the old generation and every
-   * 100–250 tokens a Mark-Compact stalled the GPU. 'late': just after the estimate (the GPU idles
-   * until the host wakes where the next step waits for the token's row).
+   * How a paced wait ends (WebGpuOptions.paceMode). 'early': a timer to shortly before the
+   * estimate (ms resolution, so often 1–2 ms early), then Dawn's event-loop polling. 'near': the
+   * timer to ≈ 1.5 ms before the estimate, our own event-loop turns to 0.15 ms before it, then
+   * Dawn's polling — Dawn's Node binding makes a new N-API function every polling turn, which
+   * outlives the young generation (a weak finalizer): ≈ 200 turns a 14B token filled the old
+   * generation, and every 100–250 tokens a Mark-Compact stalled the GPU. (A third mode that woke
+   * just after the estimate was measured and dropped: the 14B median rose 0.1–0.3 ms.)
    */
-  paceMode: 'early' | 'near' | 'late' = 'early';
+  paceMode: 'early' | 'near' = 'early';
   private readbackLatency = 0;
   /** Benchmarks: paced waits so far (count, ms asleep, ms from the map request to the data). */
   paceStats = { waits: 0, sleptMs: 0, mapMs: 0 };
@@ -626,7 +626,7 @@ export class Recorder {
     };
   }
 
-  /** Paced readback: waits (on a timer) until shortly before the data is expected. */
+  /** Paced readback: waits (a timer; with paceMode near then event-loop turns) until shortly before the data is expected. */
   private async pace(queuedAt: number): Promise<void> {
     const turn = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
     if (this.paceMode === 'near' && turn) {
@@ -634,11 +634,6 @@ export class Recorder {
       const wait = target - performance.now();
       if (wait > 2) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait - 1.5)));
       while (performance.now() < target) await new Promise<void>((resolve) => turn(resolve));
-      return;
-    }
-    if (this.paceMode === 'late') {
-      const wait = queuedAt + this.readbackLatency + 0.2 - performance.now();
-      if (wait >= 0.5) await new Promise((resolve) => setTimeout(resolve, Math.round(wait)));
       return;
     }
     const wait = queuedAt + 0.9 * this.readbackLatency - 0.5 - performance.now();
@@ -653,8 +648,8 @@ export class Recorder {
   private learnLatency(queuedAt: number, asked: number, done: number): void {
     const sample = done - queuedAt;
     if (done - asked <= 0.3) {
-      // (the late and near waits end close to the estimate: a small step down keeps them there)
-      this.readbackLatency *= this.paceMode === 'early' ? 0.8 : this.paceMode === 'late' ? 0.95 : 0.97;
+      // (a near wait ends close to the estimate: a small step down keeps it there)
+      this.readbackLatency *= this.paceMode === 'early' ? 0.8 : 0.97;
       return;
     }
     if (this.readbackLatency > 0 ? sample < 4 * this.readbackLatency : sample < 100) this.readbackLatency = sample;
