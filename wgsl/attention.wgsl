@@ -94,6 +94,7 @@ fn qscale(row: u32) -> f32 {
 //#if ROPEKV
 @group(0) @binding(9) var<storage, read> cs: array<vec2f>;
 var<workgroup> hq: array<f32, HD>;
+//#include rope_pair
 
 // dims 4i..4i+3 of the head row in hq, rotated (rope.wgsl's pairs i, i + half; dims from 2·half on
 // unchanged)
@@ -103,11 +104,9 @@ fn rot4(i: u32) -> vec4f {
   for (var j = 0u; j < 4u; j++) {
     let d = 4u * i + j;
     if (d < p.half) {
-      let c = cs[cb + d];
-      r[j] = hq[d] * c.x - hq[d + p.half] * c.y;
+      r[j] = ropePair(hq[d], hq[d + p.half], cs[cb + d]).x;
     } else if (d < 2u * p.half) {
-      let c = cs[cb + d - p.half];
-      r[j] = hq[d] * c.x + hq[d - p.half] * c.y;
+      r[j] = ropePair(hq[d - p.half], hq[d], cs[cb + d - p.half]).y;
     } else {
       r[j] = hq[d];
     }
@@ -162,15 +161,11 @@ fn storeNew(h: u32, l: u32) {
   workgroupBarrier();
   let cb = p.rpos * p.half;
   for (var i = l; i < p.half; i += 64u) {
-    let c = cs[cb + i];
-    let a = hk[i];
-    let b = hk[i + p.half];
-    let na = a * c.x - b * c.y;
-    let nb = b * c.x + a * c.y;
-    q[kb + i] = na;
-    q[kb + i + p.half] = nb;
-    hk[i] = na;
-    hk[i + p.half] = nb;
+    let rot = ropePair(hk[i], hk[i + p.half], cs[cb + i]);
+    q[kb + i] = rot.x;
+    q[kb + i + p.half] = rot.y;
+    hk[i] = rot.x;
+    hk[i + p.half] = rot.y;
   }
   workgroupBarrier();
   let w0 = slot * (p.width / 4u) + h * HD4;   // the slot's first word (vec4 for F32) of head h

@@ -5,6 +5,7 @@ struct P { rows: u32, heads: u32, headDim: u32, half: u32, stride: u32, offset: 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> cs: array<vec2f>;
+//#include rope_pair
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_index) l: u32) {
@@ -17,8 +18,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   let i = rem - h * p.half;
   let base = r * p.stride + p.offset + h * p.headDim;
   let c = cs[(p.pos0 + r) * p.half + i];
-  let a = x[base + i];
-  let b = x[base + i + p.half];
-  x[base + i] = a * c.x - b * c.y;
-  x[base + i + p.half] = b * c.x + a * c.y;
+  let v = ropePair(x[base + i], x[base + i + p.half], c);
+  x[base + i] = v.x;
+  x[base + i + p.half] = v.y;
 }

@@ -7,6 +7,7 @@ struct P { rows: u32, width: u32, slot: u32, stride: u32, kOff: u32, vOff: u32, 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> X: array<f32>;
 @group(0) @binding(2) var<storage, read> cs: array<vec2f>;
+//#include rope_pair
 //#if F32
 @group(0) @binding(3) var<storage, read_write> K: array<f32>;
 @group(0) @binding(4) var<storage, read_write> V: array<f32>;
@@ -33,15 +34,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   if (which != 1u) {
     let cb = (p.pos0 + r) * p.half;
     for (var i = l; i < p.half; i += 64u) {
-      let c = cs[cb + i];
-      let a = hv[i];
-      let b = hv[i + p.half];
-      let na = a * c.x - b * c.y;
-      let nb = b * c.x + a * c.y;
-      X[base + i] = na;
-      X[base + i + p.half] = nb;
-      hv[i] = na;
-      hv[i + p.half] = nb;
+      let rot = ropePair(hv[i], hv[i + p.half], cs[cb + i]);
+      X[base + i] = rot.x;
+      X[base + i + p.half] = rot.y;
+      hv[i] = rot.x;
+      hv[i + p.half] = rot.y;
     }
   }
   workgroupBarrier();
