@@ -32,6 +32,8 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** Under backend 'auto': told when a lost GPU device moved the engine to the CPU. */
   onFailover?: (cause: Error) => void;
+  /** Run every GPU kernel once before returning (QwenModel.warmUp; default true, no-op on the CPU). */
+  warmUp?: boolean;
 }
 
 /** The built-in default model: seeded random weights of a real layout, no download needed. */
@@ -75,6 +77,7 @@ export async function loadModelOn(platform: Platform, source: string = DEFAULT_M
       onFailover: options.onFailover,
       onDispose: canFailOver ? () => ckpt.close() : undefined,
     });
+    if (options.warmUp !== false) await model.warmUp();
     keepOpen = canFailOver;
     return model;
   } catch (e) {

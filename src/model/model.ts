@@ -108,6 +108,36 @@ export class QwenModel {
   }
   private failedOver = false;
 
+  /**
+   * Runs every kernel of the generation paths once on a scratch cache, where the backend executes
+   * asynchronously (a GPU): drivers compile and prepare a kernel at its first use, and a token
+   * that paid for it stalled (on the H200 by 20–100 ms the first time a cache passed 64 slots).
+   * One-row and 64-row prefills, a decode step over one cache chunk and one over two, fed by a
+   * device token. The model's own cache is untouched; loadModel calls this (`warmUp: false` not).
+   */
+  warmUp(): Promise<void> {
+    return this.exclusive(async () => {
+      const b = this.backend;
+      if (!b.asyncExecution) return;
+      const ex = this.executor;
+      const V = this.config.vocabSize;
+      const room = Math.min(this.options.kvCache?.maxSlots ?? Infinity, this.options.kvCache?.window ?? Infinity);
+      const ids = (n: number) => Array.from({ length: n }, (_, i) => (i * 7919 + 13) % V);
+      const kv = ex.newCache(this.options.kvCache);
+      try {
+        ex.prefill(kv, ids(1));
+        ex.decodeOne(kv, 1); // one cache chunk
+        if (room >= 67) ex.prefill(kv, ids(64)); // many rows; the cache now spans two chunks
+        const ref = b.argmaxToken(ex.logits, 0, V);
+        ex.decodeOne(kv, ref); // fed by a device token
+        kv.resolveLast(await b.readToken(ref));
+        await b.argmax(ex.logits, 0, V);
+      } finally {
+        kv.release();
+      }
+    });
+  }
+
   /** Weight bytes one decode step reads. */
   get bytesPerToken(): number {
     return bytesPerToken(this.weights);
