@@ -109,20 +109,22 @@ interface PendingRope {
   table: GBuf;
 }
 
-/** A one-row rope(q), rope(k) + kvWrite, held back for the decode attention that follows. */
-interface HeldRopeKv {
+/**
+ * rope(k) (and rope(q)) + kvWrite as one rope_kv dispatch; a one-row one with q is held back for
+ * the decode attention that follows, which can run it in its own pass (ROPEKV).
+ */
+interface RopeKv {
   s: WKV;
-  /** the fused q|k|v row's buffer and the offsets of q, k and v in it */
+  /** the fused q|k|v rows' buffer, their stride and the offsets of k, v and q (−1: no q rope) */
   x: GBuf;
-  qOff: number;
+  stride: number;
   kOff: number;
   vOff: number;
+  qOff: number;
+  rows: number;
   slot: number;
   rope: RopeParams;
   table: GBuf;
-  /** the rope_kv dispatch, when it runs on its own */
-  params: number[];
-  bufs: Record<number, BindRange>;
 }
 
 class WBuf implements Buf {
@@ -258,7 +260,7 @@ export class WebGpuBackend implements Backend {
   private pendingAdd: { x: GBuf; y: GBuf; n: number } | null = null;
   /** RoPE calls held back so that q and k rotate in one dispatch, fused with a following kvWrite. */
   private pendingRopes: PendingRope[] = [];
-  private heldRopeKv: HeldRopeKv | null = null;
+  private heldRopeKv: RopeKv | null = null;
   /** tests and benchmarks: the decode rope+kv write also inside a chunked attention pass */
   ropeKvChunked = false;
   /** A one-row int4 GEMV held back so that a following swiglu on its output becomes its epilogue. */
@@ -380,7 +382,7 @@ export class WebGpuBackend implements Backend {
     const rk = this.heldRopeKv;
     if (rk) {
       this.heldRopeKv = null;
-      this.dispatchRopeKv(rk.s, rk.params, rk.bufs, 1, 3);
+      this.dispatchRopeKv(rk);
     }
   }
 
@@ -683,21 +685,21 @@ export class WebGpuBackend implements Backend {
     const last = (rows - 1) * k.stride + Math.max(k.offset, v.offset) + s.width;
     if (last > k.buf.length) return false;
     rs.length = 0;
-    const b = s.binds;
     const x = (k.buf as WBuf).g;
-    const bufs = { 1: { buf: x }, 2: { buf: kr.table }, 3: b.k, 4: b.v, 5: b.km, 6: b.vm } as Record<number, BindRange>;
-    const params = [rows, s.width, slot, k.stride, k.offset, v.offset, qr ? qr.x.offset : 0, s.headDim, s.heads, kr.p.rotaryDim / 2, kr.p.pos0, 0];
-    if (rows === 1 && qr && (qr.x.buf as WBuf).g === x) {
-      // a decode step: held for the attention over this store, which can do it in its own dispatch
-      this.heldRopeKv = { s, x, qOff: qr.x.offset, kOff: k.offset, vOff: v.offset, slot, rope: kr.p, table: kr.table, params, bufs };
-      return true;
-    }
-    this.dispatchRopeKv(s, params, bufs, rows, qr ? 3 : 2);
+    const op: RopeKv = { s, x, stride: k.stride, kOff: k.offset, vOff: v.offset, qOff: qr ? qr.x.offset : -1, rows, slot, rope: kr.p, table: kr.table };
+    // a decode step: held for the attention over this store, which can do it in its own dispatch
+    if (rows === 1 && qr && (qr.x.buf as WBuf).g === x) this.heldRopeKv = op;
+    else this.dispatchRopeKv(op);
     return true;
   }
 
-  private dispatchRopeKv(s: WKV, params: number[], bufs: Record<number, BindRange>, rows: number, which: number): void {
-    this.rec.dispatch(this.ropeKvKernel(s.quant === 'f32'), params, bufs, [rows, s.heads, which], [], 'rope+kv write');
+  private dispatchRopeKv(r: RopeKv): void {
+    const s = r.s;
+    const b = s.binds;
+    const withQ = r.qOff >= 0;
+    const params = [r.rows, s.width, r.slot, r.stride, r.kOff, r.vOff, withQ ? r.qOff : 0, s.headDim, s.heads, r.rope.rotaryDim / 2, r.rope.pos0, 0];
+    const bufs = { 1: { buf: r.x }, 2: { buf: r.table }, 3: b.k, 4: b.v, 5: b.km, 6: b.vm } as Record<number, BindRange>;
+    this.rec.dispatch(this.ropeKvKernel(s.quant === 'f32'), params, bufs, [r.rows, s.heads, withQ ? 3 : 2], [], 'rope+kv write');
   }
 
   private ropeKvKernel(isF32: boolean): Kernel {
@@ -710,7 +712,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** The held rope+kv write when this decode attention can run it itself (then no longer held). */
-  private takeRopeKv(q: RowView, s: WKV, p: AttentionParams): HeldRopeKv | null {
+  private takeRopeKv(q: RowView, s: WKV, p: AttentionParams): RopeKv | null {
     const h = this.heldRopeKv;
     if (!h || p.rows !== 1 || h.s !== s || h.x !== (q.buf as WBuf).g || h.qOff !== q.offset || h.slot !== p.kvLen - 1) return null;
     // over several chunks only with ropeKvChunked (the cache stays read-only there and the
