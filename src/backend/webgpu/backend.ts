@@ -699,16 +699,14 @@ export class WebGpuBackend implements Backend {
     const withQ = r.qOff >= 0;
     const params = [r.rows, s.width, r.slot, r.stride, r.kOff, r.vOff, withQ ? r.qOff : 0, s.headDim, s.heads, r.rope.rotaryDim / 2, r.rope.pos0, 0];
     const bufs = { 1: { buf: r.x }, 2: { buf: r.table }, 3: b.k, 4: b.v, 5: b.km, 6: b.vm } as Record<number, BindRange>;
-    this.rec.dispatch(this.ropeKvKernel(s.quant === 'f32'), params, bufs, [r.rows, s.heads, withQ ? 3 : 2], [], 'rope+kv write');
-  }
-
-  private ropeKvKernel(isF32: boolean): Kernel {
-    return this.hk((1 << 20) + (isF32 ? 0 : 1), () => ({
+    const f = s.quant === 'f32';
+    const kern = this.hk((1 << 20) + (f ? 0 : 1), () => ({
       file: 'rope_kv',
       entry: 'main',
-      defines: [isF32 ? 'F32' : 'I8'],
-      bindings: (isF32 ? { 1: 'w', 2: 'r', 3: 'w', 4: 'w' } : { 1: 'w', 2: 'r', 3: 'w', 4: 'w', 5: 'w', 6: 'w' }) as Record<number, BindKind>,
+      defines: [f ? 'F32' : 'I8'],
+      bindings: (f ? { 1: 'w', 2: 'r', 3: 'w', 4: 'w' } : { 1: 'w', 2: 'r', 3: 'w', 4: 'w', 5: 'w', 6: 'w' }) as Record<number, BindKind>,
     }));
+    this.rec.dispatch(kern, params, bufs, [r.rows, s.heads, withQ ? 3 : 2], [], 'rope+kv write');
   }
 
   /** The held rope+kv write when this decode attention can run it itself (then no longer held). */
@@ -1099,63 +1097,54 @@ export class WebGpuBackend implements Backend {
     const kvKinds = (m: 'r' | 'w'): Record<number, 'r' | 'w'> => (s.km ? { 5: m, 6: m, 7: m, 8: m } : { 5: m, 6: m });
     const b = s.binds;
     const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? { buf: rk.table } : undefined, 10: undefined as BindRange | undefined } as Record<number, BindRange>;
-    const read = { HD, ACC: 'read', KVACC: 'read' };
+    // the access modes of q and of the cache (ROPEKV writes them)
+    const values = (acc: 'read' | 'read_write', kvAcc: 'read' | 'read_write') => ({ HD, ACC: acc, KVACC: kvAcc });
     if (p.rows === 1) {
       const lanes4 = this.attnKeyLanes === 4 && kvDef === 'I8' && HD % 64 === 0;
       const sg = this.useSubgroups && this.features.subgroups;
-      const decodeDefs = (fused: boolean): string[] => [kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : []), ...(fused ? ['ROPEKV'] : [])];
-      const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, rk?.kOff ?? 0, rk?.vOff ?? 0, rk?.rope.pos0 ?? 0, rk ? rk.rope.rotaryDim / 2 : 0, 0, 0];
-      // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, which pass)
-      const key = (((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 8;
-      // fused (ROPEKV): q|k|v read-write; one chunk writes the cache itself (read-write), several
-      // leave it read-only and hand the new slot to the combine pass through 10
-      const spec = (single: boolean, fused: boolean) => () => ({
-        file: 'attention',
-        entry: 'decode_part',
-        defines: ['PART', ...(single ? ['SINGLE'] : []), ...decodeDefs(fused)],
-        values: fused ? { HD, ACC: 'read_write', KVACC: single ? 'read_write' : 'read' } : read,
-        bindings: {
-          ...(single ? { 1: 'w' } : { 4: 'w' }),
-          2: fused ? 'w' : 'r',
-          3: 'r',
-          ...kvKinds(fused && single ? 'w' : 'r'),
-          ...(fused ? { 9: 'r' } : {}),
-          ...(fused && !single ? { 10: 'w' } : {}),
-        } as Record<number, BindKind>,
-      });
       const fused = rk !== null;
-      const combine = (f: boolean) =>
-        this.hk((1 << 19) + (HD * 2 + (f ? 1 : 0)) * 2 + (kvDef === 'I8' ? 1 : 0), () => ({
+      const defs = [kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : []), ...(fused ? ['ROPEKV'] : [])];
+      const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, rk?.kOff ?? 0, rk?.vOff ?? 0, rk?.rope.pos0 ?? 0, rk ? rk.rope.rotaryDim / 2 : 0, 0, 0];
+      // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, fused, pass).
+      // Fused (ROPEKV): q|k|v read-write; one chunk writes the cache itself (read-write), several
+      // leave it read-only and hand the new slot to the combine pass through 10
+      const key = ((((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 2 + (fused ? 1 : 0)) * 4;
+      const part = (single: boolean) =>
+        this.hk(key + (single ? 0 : 1), () => ({
           file: 'attention',
-          entry: 'decode_combine',
-          defines: ['COMBINE', kvDef, ...(f ? ['ROPEKV'] : [])],
-          values: f ? { HD, ACC: 'read_write', KVACC: 'read' } : read,
-          bindings: (f ? { 1: 'w', 2: 'w', 4: 'r', ...kvKinds('w'), 9: 'r', 10: 'r' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
+          entry: 'decode_part',
+          defines: ['PART', ...(single ? ['SINGLE'] : []), ...defs],
+          values: fused ? values('read_write', single ? 'read_write' : 'read') : values('read', 'read'),
+          bindings: {
+            ...(single ? { 1: 'w' } : { 4: 'w' }),
+            2: fused ? 'w' : 'r',
+            3: 'r',
+            ...kvKinds(fused && single ? 'w' : 'r'),
+            ...(fused ? { 9: 'r' } : {}),
+            ...(fused && !single ? { 10: 'w' } : {}),
+          } as Record<number, BindKind>,
         }));
-      const k0 = this.hk(key + (fused ? 2 : 0), spec(true, fused));
-      const k1 = this.hk(key + (fused ? 3 : 1), spec(false, fused));
-      const k2 = combine(fused);
-      if (fused && !this.ropeKvChunked) {
-        // compiled on the first decode step, with the pair used once the cache passes one chunk
-        // (compiling them there stalled that token by 50-260 ms on the H200)
-        this.hk(key + 1, spec(false, false));
-        combine(false);
-        this.ropeKvKernel(s.quant === 'f32');
-      }
       if (nChunks === 1) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
-        this.rec.dispatch(k0, params, bufs, [1, p.heads]);
+        this.rec.dispatch(part(true), params, bufs, [1, p.heads]);
         return;
       }
       // partials sized for the whole store at once (a regrown buffer means new bind groups mid-run)
-      const part = this.scratchBuf('attention partials', 4 * p.heads * Math.max(nChunks, Math.ceil(s.capacity / ATT_CHUNK)) * (HD + 2));
-      bufs[4] = { buf: part };
+      const partials = this.scratchBuf('attention partials', 4 * p.heads * Math.max(nChunks, Math.ceil(s.capacity / ATT_CHUNK)) * (HD + 2));
+      bufs[4] = { buf: partials };
       if (fused) bufs[10] = { buf: this.scratchBuf('attention new slot', 4 * p.heads * (2 * HD + 4)) };
-      this.rec.dispatch(k1, params, bufs, [nChunks, p.heads]);
-      this.rec.dispatch(k2, params, bufs, [p.heads]);
+      this.rec.dispatch(part(false), params, bufs, [nChunks, p.heads]);
+      const combine = this.hk((1 << 19) + (HD * 2 + (fused ? 1 : 0)) * 2 + (kvDef === 'I8' ? 1 : 0), () => ({
+        file: 'attention',
+        entry: 'decode_combine',
+        defines: ['COMBINE', kvDef, ...(fused ? ['ROPEKV'] : [])],
+        values: values(fused ? 'read_write' : 'read', 'read'),
+        bindings: (fused ? { 1: 'w', 2: 'w', 4: 'r', ...kvKinds('w'), 9: 'r', 10: 'r' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
+      }));
+      this.rec.dispatch(combine, params, bufs, [p.heads]);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0, 0, 0, 0, 0];
-      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: read, bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds('r') } });
+      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: values('read', 'read'), bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds('r') } });
       this.rec.dispatch(kern, params, bufs, [Math.ceil(p.rows / 16), p.heads]);
     }
   }
