@@ -140,13 +140,24 @@ var<workgroup> hv: array<f32, HD>;
 //#if !F32
 //#include kv_int8
 //#endif
+// dims 4i..4i+3 of the new slot's k / v
+fn hk4(i: u32) -> vec4f { return vec4f(hk[4u * i], hk[4u * i + 1u], hk[4u * i + 2u], hk[4u * i + 3u]); }
+fn hv4(i: u32) -> vec4f { return vec4f(hv[4u * i], hv[4u * i + 1u], hv[4u * i + 2u], hv[4u * i + 3u]); }
 //#if !SINGLE
 // several chunks: the cache stays read-only here (a read-write binding slows every chunk's loads);
 // the new slot's stored form goes to nk (per head 2·HD + 4 words: k, v, then the int8 metas) for
 // the combine pass to store, and this pass reads that slot from hk / hv
 @group(0) @binding(10) var<storage, read_write> nk: array<u32>;
-fn hk4(i: u32) -> vec4f { return vec4f(hk[4u * i], hk[4u * i + 1u], hk[4u * i + 2u], hk[4u * i + 3u]); }
-fn hv4(i: u32) -> vec4f { return vec4f(hv[4u * i], hv[4u * i + 1u], hv[4u * i + 2u], hv[4u * i + 3u]); }
+fn put4(i: u32, k: vec4f, v: vec4f) {
+  hk[4u * i] = k.x;
+  hk[4u * i + 1u] = k.y;
+  hk[4u * i + 2u] = k.z;
+  hk[4u * i + 3u] = k.w;
+  hv[4u * i] = v.x;
+  hv[4u * i + 1u] = v.y;
+  hv[4u * i + 2u] = v.z;
+  hv[4u * i + 3u] = v.w;
+}
 //#endif
 
 // k of head h rotated in place (in hk and in the q|k|v row) and stored with v in slot kvLen − 1
@@ -173,8 +184,8 @@ fn storeNew(h: u32, l: u32) {
 //#if F32
 //#if SINGLE
   for (var j = l; j < HD4; j += 64u) {
-    K[w0 + j] = vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]);
-    V[w0 + j] = vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]);
+    K[w0 + j] = hk4(j);
+    V[w0 + j] = hv4(j);
   }
 //#else
   for (var d = l; d < HD; d += 64u) {
@@ -186,41 +197,22 @@ fn storeNew(h: u32, l: u32) {
   var mk = vec2f(3.4e38, -3.4e38);
   var mv = vec2f(3.4e38, -3.4e38);
   for (var j = l; j < HD4; j += 64u) {
-    mk = minmax4(mk, vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]));
-    mv = minmax4(mv, vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]));
+    mk = minmax4(mk, hk4(j));
+    mv = minmax4(mv, hv4(j));
   }
   let lk = kvRange(l, mk);
   workgroupBarrier();
   let lv = kvRange(l, mv);
 //#if !SINGLE
-  // the stored words to nk, and hk / hv become the values the cache will hold (deq8 of them)
-  workgroupBarrier();
-  var wk = array<u32, 2>(0u, 0u);
-  var wv = array<u32, 2>(0u, 0u);
-  for (var t = 0u; t < 2u; t++) {
-    let j = l + 64u * t;
-    if (j < HD4) {
-      wk[t] = kvPack(vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]), lk);
-      wv[t] = kvPack(vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]), lv);
-      nk[nb + j] = wk[t];
-      nk[nb + HD4 + j] = wv[t];
-    }
-  }
-  workgroupBarrier();
-  for (var t = 0u; t < 2u; t++) {
-    let j = l + 64u * t;
-    if (j < HD4) {
-      let dk = deq8(wk[t], lk);
-      let dv = deq8(wv[t], lv);
-      hk[4u * j] = dk.x;
-      hk[4u * j + 1u] = dk.y;
-      hk[4u * j + 2u] = dk.z;
-      hk[4u * j + 3u] = dk.w;
-      hv[4u * j] = dv.x;
-      hv[4u * j + 1u] = dv.y;
-      hv[4u * j + 2u] = dv.z;
-      hv[4u * j + 3u] = dv.w;
-    }
+  // the stored words to nk, and hk / hv become the values the cache will hold (deq8 of them);
+  // each thread rewrites only the dims it packs (HD4 ≤ 32 words: one per thread), after every
+  // thread's min / max read them (inside kvRange)
+  if (l < HD4) {
+    let wk = kvPack(hk4(l), lk);
+    let wv = kvPack(hv4(l), lv);
+    nk[nb + l] = wk;
+    nk[nb + HD4 + l] = wv;
+    put4(l, deq8(wk, lk), deq8(wv, lv));
   }
   if (l == 0u) {
     nk[nb + 2u * HD] = bitcast<u32>(lk.x);
@@ -231,19 +223,15 @@ fn storeNew(h: u32, l: u32) {
 //#else
   for (var j = l; j < HD4; j += 64u) {
 //#if !LANES4
-    K[w0 + j] = kvPack(vec4f(hk[4u * j], hk[4u * j + 1u], hk[4u * j + 2u], hk[4u * j + 3u]), lk);
+    K[w0 + j] = kvPack(hk4(j), lk);
 //#endif
-    V[w0 + j] = kvPack(vec4f(hv[4u * j], hv[4u * j + 1u], hv[4u * j + 2u], hv[4u * j + 3u]), lv);
+    V[w0 + j] = kvPack(hv4(j), lv);
   }
 //#if LANES4
   // keys as 16-byte words: four packed words per thread (w0 is a multiple of 4 with LANES4)
   for (var j = l; j < HD4 / 4u; j += 64u) {
-    var w = vec4<u32>(0u);
-    for (var t = 0u; t < 4u; t++) {
-      let d = 16u * j + 4u * t;
-      w[t] = kvPack(vec4f(hk[d], hk[d + 1u], hk[d + 2u], hk[d + 3u]), lk);
-    }
-    K[w0 / 4u + j] = w;
+    let i = 4u * j;
+    K[w0 / 4u + j] = vec4<u32>(kvPack(hk4(i), lk), kvPack(hk4(i + 1u), lk), kvPack(hk4(i + 2u), lk), kvPack(hk4(i + 3u), lk));
   }
 //#endif
   if (l == 0u) {
