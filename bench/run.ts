@@ -55,6 +55,19 @@ const contexts = values.context!.split(',').map(Number);
 const longLen = Number(values.long);
 const kvQuant = values.kv as 'f32' | 'int8';
 
+/**
+ * WebGPU settings one process can A/B: `--<flag> a,b` decodes once per value (several flags: per
+ * combination, in this order), and each row names the value under `out`.
+ */
+const knobs: { flag: string; out: string; set: (b: WebGpuBackend, v: string) => void; show: (v: string) => number | string | boolean }[] = [
+  { flag: 'submit-first', out: 'submit_first', set: (b, v) => (b.rec.submitFirst = Number(v)), show: Number },
+  { flag: 'paced', out: 'paced_readback', set: (b, v) => (b.rec.pacedReadback = v === '1'), show: (v) => v === '1' },
+  { flag: 'attn-lanes', out: 'attn_key_lanes', set: (b, v) => (b.attnKeyLanes = v === '4' ? 4 : 1), show: Number },
+  { flag: 'subgroups', out: 'subgroups', set: (b, v) => (b.useSubgroups = v === '1'), show: (v) => v === '1' },
+  { flag: 'pace-mode', out: 'pace_mode', set: (b, v) => (b.rec.paceMode = v as 'early' | 'near'), show: String },
+  { flag: 'ropekv-chunked', out: 'ropekv_chunked', set: (b, v) => (b.ropeKvChunked = v === '1'), show: (v) => v === '1' },
+];
+
 function ids(n: number, salt: number): number[] {
   return Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 13) % 151643);
 }
@@ -306,20 +319,20 @@ for (const source of values.models!.split(',')) {
   const tp = performance.now();
   await model.forward(ids(promptLen, 1));
   const prefill = (promptLen * 1000) / (performance.now() - tp);
-  const submitFirsts = values['submit-first'] ? values['submit-first'].split(',').map(Number) : [NaN];
-  const pacings = values.paced ? values.paced.split(',').map(Number) : [NaN];
-  const laneCounts = values['attn-lanes'] ? values['attn-lanes'].split(',').map(Number) : [NaN];
-  const sgs = values.subgroups ? values.subgroups.split(',').map(Number) : [NaN];
-  const modes = values['pace-mode'] ? values['pace-mode'].split(',') : [''];
-  const chunkedRopeKv = values['ropekv-chunked'] ? values['ropekv-chunked'].split(',').map(Number) : [NaN];
-  const runs = contexts.flatMap((c) => submitFirsts.flatMap((sf) => pacings.flatMap((pr) => laneCounts.flatMap((al) => sgs.flatMap((sg) => modes.flatMap((pm) => chunkedRopeKv.map((rc) => [c, sf, pr, al, sg, pm, rc] as const)))))));
-  for (const [context, submitFirst, paced, lanes, sg, paceMode, ropeKvChunked] of runs) {
-    if (!Number.isNaN(ropeKvChunked)) (model.backend as WebGpuBackend).ropeKvChunked = ropeKvChunked === 1;
-    if (paceMode) (model.backend as WebGpuBackend).rec.paceMode = paceMode as 'early' | 'near';
-    if (!Number.isNaN(submitFirst)) (model.backend as WebGpuBackend).rec.submitFirst = submitFirst;
-    if (!Number.isNaN(paced)) (model.backend as WebGpuBackend).rec.pacedReadback = paced === 1;
-    if (!Number.isNaN(lanes)) (model.backend as WebGpuBackend).attnKeyLanes = lanes === 4 ? 4 : 1;
-    if (!Number.isNaN(sg)) (model.backend as WebGpuBackend).useSubgroups = sg === 1;
+  // the decode runs: every context × every combination of the A/B knobs given
+  let combos: Record<string, string>[] = [{}];
+  for (const k of knobs) {
+    const given = values[k.flag as keyof typeof values] as string;
+    if (given) combos = combos.flatMap((c) => given.split(',').map((v) => ({ ...c, [k.flag]: v })));
+  }
+  const runs = contexts.flatMap((context) => combos.map((combo) => [context, combo] as const));
+  for (const [context, combo] of runs) {
+    const settings: Record<string, number | string | boolean> = {};
+    for (const k of knobs) {
+      if (!(k.flag in combo)) continue;
+      k.set(model.backend as WebGpuBackend, combo[k.flag]);
+      settings[k.out] = k.show(combo[k.flag]);
+    }
     const decode = await decodeSpeed(model, context, genLen);
     const bytes = model.bytesPerToken;
     const breakdown = backend === 'webgpu' && values['step-breakdown'] ? await stepBreakdown(model, context) : {};
@@ -332,12 +345,7 @@ for (const source of values.models!.split(',')) {
       prompt_tokens: promptLen,
       prefill_tok_s: +prefill.toFixed(2),
       context,
-      ...(Number.isNaN(submitFirst) ? {} : { submit_first: submitFirst }),
-      ...(Number.isNaN(paced) ? {} : { paced_readback: paced === 1 }),
-      ...(Number.isNaN(lanes) ? {} : { attn_key_lanes: lanes }),
-      ...(Number.isNaN(sg) ? {} : { subgroups: sg === 1 }),
-      ...(paceMode ? { pace_mode: paceMode } : {}),
-      ...(Number.isNaN(ropeKvChunked) ? {} : { ropekv_chunked: ropeKvChunked === 1 }),
+      ...settings,
       decode_tok_s: +decode.tokS.toFixed(3),
       decode_p50_ms: decode.p50,
       decode_p90_ms: decode.p90,
