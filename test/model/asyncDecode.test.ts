@@ -16,7 +16,7 @@ const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as numb
 describe.each([
   ['on the GPU', {}],
   ['in host memory', { hostEmbeddingBytes: 0 }],
-  ['in host memory, token readbacks paced', { hostEmbeddingBytes: 0, pacedReadback: true }],
+  ['in host memory, token readbacks paced to shortly before the estimate', { hostEmbeddingBytes: 0, pacedReadback: true, paceMode: 'early' as const }],
   ['in host memory, token readbacks paced to near the estimate', { hostEmbeddingBytes: 0, pacedReadback: true, paceMode: 'near' as const }],
 ])('webgpu, embedding table %s', (_, options) => {
   it('a generation stopped early and continued with prefix reuse equals one uninterrupted run', async () => {

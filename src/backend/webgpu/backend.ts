@@ -71,9 +71,11 @@ export interface WebGpuOptions {
    */
   pacedReadback?: boolean;
   /**
-   * How a paced wait ends: 'early' (default, measured) or 'near' (the last stretch on the host's
-   * own event-loop turns, so that Dawn's polling — whose garbage ends in Mark-Compact pauses — runs
-   * only ≈ 0.15 ms a token; exact on SwiftShader, not yet measured on a GPU). See Recorder.paceMode.
+   * How a paced wait ends: 'near' (default) spends the last stretch on the host's own event-loop
+   * turns, so that Dawn's polling — whose garbage ends in Mark-Compact pauses — runs only ≈ 0.15 ms
+   * a token; 'early' hands the whole end of the wait to Dawn. H200, 14B (bench/NOTES.md, session
+   * 6): the 50–100 ms stalls went (max interval 101 → 8 ms), mean 146 → 161 tok/s at context 1 and
+   * 140 → 149 at 2048. See Recorder.paceMode.
    */
   paceMode?: 'early' | 'near';
   /**
@@ -300,7 +302,7 @@ export class WebGpuBackend implements Backend {
     this.rec.submitEvery = opts.submitEvery ?? 96;
     this.rec.submitFirst = opts.submitFirst ?? 8;
     this.rec.pacedReadback = opts.pacedReadback ?? false;
-    this.rec.paceMode = opts.paceMode ?? 'early';
+    this.rec.paceMode = opts.paceMode ?? 'near';
     this.attnKeyLanes = opts.attnKeyLanes ?? 4;
     this.useSubgroups = opts.subgroups ?? false;
     this.kernels = new KernelCache(device);

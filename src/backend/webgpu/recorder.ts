@@ -123,7 +123,7 @@ export class Recorder {
    */
   pacedReadback = false;
   /**
-   * How a paced wait ends (WebGpuOptions.paceMode). 'early': a timer to shortly before the
+   * How a paced wait ends (WebGpuOptions.paceMode, default 'near'). 'early': a timer to shortly before the
    * estimate (ms resolution, so often 1–2 ms early), then Dawn's event-loop polling. 'near': the
    * timer to ≈ 1.5 ms before the estimate, our own event-loop turns to 0.15 ms before it, then
    * Dawn's polling — Dawn's Node binding makes a new N-API function every polling turn, which
