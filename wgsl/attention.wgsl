@@ -11,12 +11,12 @@
 //     4 lanes per slot reading the key row as vec4<u32> words instead of a lane per slot.
 //   SG (WebGpuOptions.subgroups, adapters with subgroups): decode_part's max and sum reductions
 //     through subgroup operations.
-//   ROPEKV (decode): the step's RoPE and KV write in the same dispatch, fed by the fused q|k|v
-//     row: every workgroup rotates q itself; the last chunk's workgroup of each head rotates k
-//     (writing it back), stores k and v in the new slot kvLen − 1 and then attends over it (the
-//     new slot is in no other chunk). The rotated q is written back by the one workgroup per head
-//     that reads it last: SINGLE's, else the combine pass's. rope_kv.wgsl's expressions. ACC is
-//     the access mode of q and the cache (read_write with ROPEKV, else read).
+//   ROPEKV (decode, with SINGLE): the step's RoPE and KV write in the same dispatch, fed by the
+//     fused q|k|v row: the head's workgroup rotates q and k (writing both back), stores k and v in
+//     the new slot kvLen − 1 and then attends over it. rope_kv.wgsl's expressions. ACC is the
+//     access mode of q and the cache (read_write with ROPEKV, else read). Over several chunks it
+//     was slower both ways measured (bench/NOTES.md): the cache bound read-write slows every
+//     chunk's loads, and handing the new slot to the combine pass cost more than its dispatch.
 //#if SG
 enable subgroups;
 //#endif
@@ -114,8 +114,7 @@ fn rot4(i: u32) -> vec4f {
   return r;
 }
 
-// the rotated q of head h back into the q|k|v row (once per head: by the only workgroup that
-// reads it, after hq holds it)
+// the rotated q of head h back into the q|k|v row (by the head's one workgroup, after hq holds it)
 fn storeQ(h: u32, i: u32, r: vec4f) {
   let b = p.qOff + h * HD + 4u * i;
   q[b] = r.x;
@@ -143,23 +142,6 @@ var<workgroup> hv: array<f32, HD>;
 // dims 4i..4i+3 of the new slot's k / v
 fn hk4(i: u32) -> vec4f { return vec4f(hk[4u * i], hk[4u * i + 1u], hk[4u * i + 2u], hk[4u * i + 3u]); }
 fn hv4(i: u32) -> vec4f { return vec4f(hv[4u * i], hv[4u * i + 1u], hv[4u * i + 2u], hv[4u * i + 3u]); }
-//#if !SINGLE
-// several chunks: the cache stays read-only here (a read-write binding slows every chunk's loads);
-// the new slot's stored form goes to nk (per head 2·HD + 4 words: k, v, then the int8 metas) for
-// the combine pass to store, and this pass reads that slot from hk / hv
-@group(0) @binding(10) var<storage, read_write> nk: array<u32>;
-fn put4(i: u32, k: vec4f, v: vec4f) {
-  hk[4u * i] = k.x;
-  hk[4u * i + 1u] = k.y;
-  hk[4u * i + 2u] = k.z;
-  hk[4u * i + 3u] = k.w;
-  hv[4u * i] = v.x;
-  hv[4u * i + 1u] = v.y;
-  hv[4u * i + 2u] = v.z;
-  hv[4u * i + 3u] = v.w;
-}
-//#endif
-
 // k of head h rotated in place (in hk and in the q|k|v row) and stored with v in slot kvLen − 1
 fn storeNew(h: u32, l: u32) {
   let slot = p.kvLen - 1u;
@@ -180,19 +162,11 @@ fn storeNew(h: u32, l: u32) {
   }
   workgroupBarrier();
   let w0 = slot * (p.width / 4u) + h * HD4;   // the slot's first word (vec4 for F32) of head h
-  let nb = h * (2u * HD + 4u);                 // (several chunks) head h's words in nk
 //#if F32
-//#if SINGLE
   for (var j = l; j < HD4; j += 64u) {
     K[w0 + j] = hk4(j);
     V[w0 + j] = hv4(j);
   }
-//#else
-  for (var d = l; d < HD; d += 64u) {
-    nk[nb + d] = bitcast<u32>(hk[d]);
-    nk[nb + HD + d] = bitcast<u32>(hv[d]);
-  }
-//#endif
 //#else
   var mk = vec2f(3.4e38, -3.4e38);
   var mv = vec2f(3.4e38, -3.4e38);
@@ -203,24 +177,6 @@ fn storeNew(h: u32, l: u32) {
   let lk = kvRange(l, mk);
   workgroupBarrier();
   let lv = kvRange(l, mv);
-//#if !SINGLE
-  // the stored words to nk, and hk / hv become the values the cache will hold (deq8 of them);
-  // each thread rewrites only the dims it packs (HD4 ≤ 32 words: one per thread), after every
-  // thread's min / max read them (inside kvRange)
-  if (l < HD4) {
-    let wk = kvPack(hk4(l), lk);
-    let wv = kvPack(hv4(l), lv);
-    nk[nb + l] = wk;
-    nk[nb + HD4 + l] = wv;
-    put4(l, deq8(wk, lk), deq8(wv, lv));
-  }
-  if (l == 0u) {
-    nk[nb + 2u * HD] = bitcast<u32>(lk.x);
-    nk[nb + 2u * HD + 1u] = bitcast<u32>(lk.y);
-    nk[nb + 2u * HD + 2u] = bitcast<u32>(lv.x);
-    nk[nb + 2u * HD + 3u] = bitcast<u32>(lv.y);
-  }
-//#else
   for (var j = l; j < HD4; j += 64u) {
 //#if !LANES4
     K[w0 + j] = kvPack(hk4(j), lk);
@@ -239,28 +195,8 @@ fn storeNew(h: u32, l: u32) {
     VM[slot * p.heads + h] = lv;
   }
 //#endif
-//#endif
 }
 //#endif
-
-// a slot's key / value quad: from the cache, or (ROPEKV over several chunks) the new slot's from
-// workgroup memory
-fn kq4(slot: u32, h: u32, d4: u32) -> vec4f {
-//#if ROPEKV
-//#if !SINGLE
-  if (slot == p.kvLen - 1u) { return hk4(d4); }
-//#endif
-//#endif
-  return kv4(slot, h, d4);
-}
-fn vq4(slot: u32, h: u32, d4: u32) -> vec4f {
-//#if ROPEKV
-//#if !SINGLE
-  if (slot == p.kvLen - 1u) { return hv4(d4); }
-//#endif
-//#endif
-  return vv4(slot, h, d4);
-}
 
 // one workgroup per (chunk of 64 slots, head): thread l scores slot l, then the P·V pass runs
 // lanes over (dim quad, slot group) so V is read as coalesced vec4 rows
@@ -271,16 +207,14 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let f = qscale(0u);
   let qb = p.qOff + h * HD;
 //#if ROPEKV
-  // q rotated here (each workgroup its own copy); the head's last chunk stores this token's k, v
+  // (one chunk) q rotated and written back, this token's k rotated and stored with v
   for (var i = l; i < HD; i += 64u) { hq[i] = q[qb + i]; }
-  if (c == p.nChunks - 1u) { storeNew(h, l); }
+  storeNew(h, l);
   workgroupBarrier();
   for (var i = l; i < HD4; i += 64u) {
     let r = rot4(i);
     qv[i] = r * f;
-//#if SINGLE
-    storeQ(h, i, r);   // (several chunks: the combine pass stores it)
-//#endif
+    storeQ(h, i, r);
   }
   // the new slot's stores are visible to this workgroup's loads below
   storageBarrier();
@@ -312,18 +246,6 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       let d4 = 4u * (ln * (HD4 / 16u) + j);
       a += (dot(qv[d4], deq8(w.x, m)) + dot(qv[d4 + 1u], deq8(w.y, m))) + (dot(qv[d4 + 2u], deq8(w.z, m)) + dot(qv[d4 + 3u], deq8(w.w, m)));
     }
-//#if ROPEKV
-//#if !SINGLE
-    if (sk == p.kvLen - 1u) {
-      // the new slot (not in the cache yet): the same sums over hk
-      a = 0.0;
-      for (var j = 0u; j < HD4 / 16u; j++) {
-        let d4 = 4u * (ln * (HD4 / 16u) + j);
-        a += (dot(qv[d4], hk4(d4)) + dot(qv[d4 + 1u], hk4(d4 + 1u))) + (dot(qv[d4 + 2u], hk4(d4 + 2u)) + dot(qv[d4 + 3u], hk4(d4 + 3u)));
-      }
-    }
-//#endif
-//#endif
     pd[i] = select(0.0, a, sk < p.kvLen);
   }
   for (var i = 0u; i < 4u; i++) { q4[64u * i + l] = pd[i]; }
@@ -335,13 +257,13 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     var a = vec4f(0.0);
     var d4 = 0u;
     for (; d4 + 3u < HD4; d4 += 4u) {
-      let k0 = kq4(slot, h, d4);
-      let k1 = kq4(slot, h, d4 + 1u);
-      let k2 = kq4(slot, h, d4 + 2u);
-      let k3 = kq4(slot, h, d4 + 3u);
+      let k0 = kv4(slot, h, d4);
+      let k1 = kv4(slot, h, d4 + 1u);
+      let k2 = kv4(slot, h, d4 + 2u);
+      let k3 = kv4(slot, h, d4 + 3u);
       a += vec4f(dot(qv[d4], k0), dot(qv[d4 + 1u], k1), dot(qv[d4 + 2u], k2), dot(qv[d4 + 3u], k3));
     }
-    for (; d4 < HD4; d4++) { a.x += dot(qv[d4], kq4(slot, h, d4)); }
+    for (; d4 < HD4; d4++) { a.x += dot(qv[d4], kv4(slot, h, d4)); }
     s = (a.x + a.y) + (a.z + a.w);
   }
 //#endif
@@ -389,16 +311,16 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   var o3 = vec4f(0.0);
   var j = g;
   for (; j + 3u * G < n; j += 4u * G) {
-    let v0 = vq4(s0 + j, h, d4);
-    let v1 = vq4(s0 + j + G, h, d4);
-    let v2 = vq4(s0 + j + 2u * G, h, d4);
-    let v3 = vq4(s0 + j + 3u * G, h, d4);
+    let v0 = vv4(s0 + j, h, d4);
+    let v1 = vv4(s0 + j + G, h, d4);
+    let v2 = vv4(s0 + j + 2u * G, h, d4);
+    let v3 = vv4(s0 + j + 3u * G, h, d4);
     o0 += sc[j] * v0;
     o1 += sc[j + G] * v1;
     o2 += sc[j + 2u * G] * v2;
     o3 += sc[j + 3u * G] * v3;
   }
-  for (; j < n; j += G) { o0 += sc[j] * vq4(s0 + j, h, d4); }
+  for (; j < n; j += G) { o0 += sc[j] * vv4(s0 + j, h, d4); }
   ov[l] = (o0 + o1) + (o2 + o3);
   workgroupBarrier();
 //#if SINGLE
@@ -432,16 +354,6 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
 
 //#if COMBINE
 @group(0) @binding(4) var<storage, read> part: array<f32>;
-//#if ROPEKV
-// the cache as words (f32 bits or 4 int8 codes) and the new slot's stored form from the part pass
-@group(0) @binding(5) var<storage, read_write> Kc: array<u32>;
-@group(0) @binding(6) var<storage, read_write> Vc: array<u32>;
-//#if !F32
-@group(0) @binding(7) var<storage, read_write> KMc: array<vec2f>;
-@group(0) @binding(8) var<storage, read_write> VMc: array<vec2f>;
-//#endif
-@group(0) @binding(10) var<storage, read> nk: array<u32>;
-//#endif
 var<workgroup> cw: array<f32, 1024>;
 var<workgroup> red: array<f32, 128>;
 
@@ -450,30 +362,6 @@ var<workgroup> red: array<f32, 128>;
 @compute @workgroup_size(128)
 fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
   let h = wg.x;
-//#if ROPEKV
-  // the step's rotated q back into the q|k|v row (the part pass only read it), and the new slot's
-  // k and v from nk into the cache (this pass does not read the cache)
-  for (var i = l; i < HD; i += 128u) { hq[i] = q[p.qOff + h * HD + i]; }
-  workgroupBarrier();
-  for (var i = l; i < HD4; i += 128u) { storeQ(h, i, rot4(i)); }
-  let slot = p.kvLen - 1u;
-  let nb = h * (2u * HD + 4u);
-//#if F32
-  for (var d = l; d < HD; d += 128u) {
-    Kc[slot * p.width + h * HD + d] = nk[nb + d];
-    Vc[slot * p.width + h * HD + d] = nk[nb + HD + d];
-  }
-//#else
-  for (var j = l; j < HD4; j += 128u) {
-    Kc[slot * (p.width / 4u) + h * HD4 + j] = nk[nb + j];
-    Vc[slot * (p.width / 4u) + h * HD4 + j] = nk[nb + HD4 + j];
-  }
-  if (l == 0u) {
-    KMc[slot * p.heads + h] = vec2f(bitcast<f32>(nk[nb + 2u * HD]), bitcast<f32>(nk[nb + 2u * HD + 1u]));
-    VMc[slot * p.heads + h] = vec2f(bitcast<f32>(nk[nb + 2u * HD + 2u]), bitcast<f32>(nk[nb + 2u * HD + 3u]));
-  }
-//#endif
-//#endif
   let nc = min(p.nChunks, 1024u);
   var M = NEG;
   for (var c = l; c < nc; c += 128u) { M = max(M, part[(h * p.nChunks + c) * (HD + 2u)]); }

@@ -263,8 +263,6 @@ export class WebGpuBackend implements Backend {
   /** RoPE calls held back so that q and k rotate in one dispatch, fused with a following kvWrite. */
   private pendingRopes: PendingRope[] = [];
   private heldRopeKv: RopeKv | null = null;
-  /** tests and benchmarks: the decode rope+kv write also inside a chunked attention pass */
-  ropeKvChunked = false;
   /** A one-row int4 GEMV held back so that a following swiglu on its output becomes its epilogue. */
   private pendingMatmul: HeldGemv | null = null;
   /** A second one-row int4 GEMV on the same x (w2 after w1): a following swiglu fuses all three. */
@@ -715,10 +713,10 @@ export class WebGpuBackend implements Backend {
   private takeRopeKv(q: RowView, s: WKV, p: AttentionParams): RopeKv | null {
     const h = this.heldRopeKv;
     if (!h || p.rows !== 1 || h.s !== s || h.x !== (q.buf as WBuf).g || h.qOff !== q.offset || h.slot !== p.kvLen - 1) return null;
-    // over several chunks only with ropeKvChunked (the cache stays read-only there and the
-    // combine pass stores the new slot; a first version that bound the cache read-write made the
-    // 14B step at 2048 slower, 6.27 → 6.62 ms, while at context 1 it went 5.56 → 5.45 ms)
-    if (p.kvLen > ATT_CHUNK && !this.ropeKvChunked) return null;
+    // only while the cache fits one chunk: over several, both forms measured were slower (the
+    // cache bound read-write, 14B at 2048: 6.27 → 6.62 ms a step; read-only with the combine pass
+    // storing the new slot: +1 ms), while at context 1 it went 5.56 → 5.45 ms (bench/NOTES.md)
+    if (p.kvLen > ATT_CHUNK) return null;
     if (h.rope.headDim !== s.headDim || h.rope.heads !== s.heads) return null;
     this.heldRopeKv = null;
     return h;
@@ -1098,7 +1096,7 @@ export class WebGpuBackend implements Backend {
     // (with ROPEKV q|k|v and the cache are written too: 2 and 5..8 read-write, 9 the rope table)
     const kvKinds = (m: 'r' | 'w'): Record<number, 'r' | 'w'> => (s.km ? { 5: m, 6: m, 7: m, 8: m } : { 5: m, 6: m });
     const b = s.binds;
-    const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? { buf: rk.table } : undefined, 10: undefined as BindRange | undefined } as Record<number, BindRange>;
+    const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? { buf: rk.table } : undefined } as Record<number, BindRange>;
     // the access modes of q and of the cache (ROPEKV writes them)
     const values = (acc: 'read' | 'read_write', kvAcc: 'read' | 'read_write') => ({ HD, ACC: acc, KVACC: kvAcc });
     if (p.rows === 1) {
@@ -1108,22 +1106,20 @@ export class WebGpuBackend implements Backend {
       const defs = [kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : []), ...(fused ? ['ROPEKV'] : [])];
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, rk?.kOff ?? 0, rk?.vOff ?? 0, rk?.rope.pos0 ?? 0, rk ? rk.rope.rotaryDim / 2 : 0, 0, 0];
       // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, fused, pass).
-      // Fused (ROPEKV): q|k|v read-write; one chunk writes the cache itself (read-write), several
-      // leave it read-only and hand the new slot to the combine pass through 10
+      // Fused (ROPEKV, one chunk only): q|k|v and the cache read-write
       const key = ((((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 2 + (fused ? 1 : 0)) * 4;
       const part = (single: boolean) =>
         this.hk(key + (single ? 0 : 1), () => ({
           file: 'attention',
           entry: 'decode_part',
           defines: ['PART', ...(single ? ['SINGLE'] : []), ...defs],
-          values: fused ? values('read_write', single ? 'read_write' : 'read') : values('read', 'read'),
+          values: fused ? values('read_write', 'read_write') : values('read', 'read'),
           bindings: {
             ...(single ? { 1: 'w' } : { 4: 'w' }),
             2: fused ? 'w' : 'r',
             3: 'r',
-            ...kvKinds(fused && single ? 'w' : 'r'),
+            ...kvKinds(fused ? 'w' : 'r'),
             ...(fused ? { 9: 'r' } : {}),
-            ...(fused && !single ? { 10: 'w' } : {}),
           } as Record<number, BindKind>,
         }));
       if (nChunks === 1) {
@@ -1134,14 +1130,13 @@ export class WebGpuBackend implements Backend {
       // partials sized for the whole store at once (a regrown buffer means new bind groups mid-run)
       const partials = this.scratchBuf('attention partials', 4 * p.heads * Math.max(nChunks, Math.ceil(s.capacity / ATT_CHUNK)) * (HD + 2));
       bufs[4] = { buf: partials };
-      if (fused) bufs[10] = { buf: this.scratchBuf('attention new slot', 4 * p.heads * (2 * HD + 4)) };
       this.rec.dispatch(part(false), params, bufs, [nChunks, p.heads]);
-      const combine = this.hk((1 << 19) + (HD * 2 + (fused ? 1 : 0)) * 2 + (kvDef === 'I8' ? 1 : 0), () => ({
+      const combine = this.hk((1 << 19) + HD, () => ({
         file: 'attention',
         entry: 'decode_combine',
-        defines: ['COMBINE', kvDef, ...(fused ? ['ROPEKV'] : [])],
-        values: values(fused ? 'read_write' : 'read', 'read'),
-        bindings: (fused ? { 1: 'w', 2: 'w', 4: 'r', ...kvKinds('w'), 9: 'r', 10: 'r' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
+        defines: ['COMBINE'],
+        values: values('read', 'read'),
+        bindings: { 1: 'w', 4: 'r' },
       }));
       this.rec.dispatch(combine, params, bufs, [p.heads]);
     } else {

@@ -13,6 +13,7 @@
  */
 import { BufferUsage, MAP_READ, STAGE_COMPUTE } from './consts.js';
 import { BackendError, DeviceLostError } from '../../errors.js';
+import { ReadbackLatency } from './readbackLatency.js';
 
 /** A GPU buffer with a stable id (bind-group cache keys). */
 export interface GBuf {
@@ -119,7 +120,7 @@ export class Recorder {
   dispatches = 0;
   /**
    * Paced readbacks start their wait shortly before the data is expected instead of at once (see
-   * WebGpuOptions.pacedReadback); readbackLatency is the running estimate in ms.
+   * WebGpuOptions.pacedReadback); readbackLatency is the running estimate (readbackLatency.ts).
    */
   pacedReadback = false;
   /**
@@ -132,7 +133,7 @@ export class Recorder {
    * just after the estimate was measured and dropped: the 14B median rose 0.1–0.3 ms.)
    */
   paceMode: 'early' | 'near' = 'early';
-  private readbackLatency = 0;
+  private readonly readbackLatency = new ReadbackLatency(() => this.paceMode);
   /** Benchmarks: paced waits so far (count, ms asleep, ms from the map request to the data). */
   paceStats = { waits: 0, sleptMs: 0, mapMs: 0 };
   /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
@@ -609,7 +610,7 @@ export class Recorder {
         await rb.mapAsync(MAP_READ, 0, bytes);
         if (pace) {
           const done = performance.now();
-          this.learnLatency(pending.queuedAt, asked, done);
+          this.readbackLatency.learn(pending.queuedAt, asked, done);
           this.paceStats.waits++;
           this.paceStats.sleptMs += asked - t0;
           this.paceStats.mapMs += done - asked;
@@ -630,29 +631,14 @@ export class Recorder {
   private async pace(queuedAt: number): Promise<void> {
     const turn = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
     if (this.paceMode === 'near' && turn) {
-      const target = queuedAt + this.readbackLatency - 0.15;
+      const target = queuedAt + this.readbackLatency.ms - 0.15;
       const wait = target - performance.now();
       if (wait > 2) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait - 1.5)));
       while (performance.now() < target) await new Promise<void>((resolve) => turn(resolve));
       return;
     }
-    const wait = queuedAt + 0.9 * this.readbackLatency - 0.5 - performance.now();
+    const wait = queuedAt + 0.9 * this.readbackLatency.ms - 0.5 - performance.now();
     if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait)));
-  }
-
-  /**
-   * A readback that was still pending when asked for measures the latency from its submit (one
-   * far above the estimate, e.g. the first token after a long prefill, is not a decode step and
-   * is ignored); one that was ready at once only bounds it from above: the estimate shrinks.
-   */
-  private learnLatency(queuedAt: number, asked: number, done: number): void {
-    const sample = done - queuedAt;
-    if (done - asked <= 0.3) {
-      // (a near wait ends close to the estimate: a small step down keeps it there)
-      this.readbackLatency *= this.paceMode === 'early' ? 0.8 : 0.97;
-      return;
-    }
-    if (this.readbackLatency > 0 ? sample < 4 * this.readbackLatency : sample < 100) this.readbackLatency = sample;
   }
 
   async flush(): Promise<void> {
