@@ -355,16 +355,31 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
 //#if COMBINE
 @group(0) @binding(4) var<storage, read> part: array<f32>;
 var<workgroup> cw: array<f32, 1024>;
+var<workgroup> sl: array<f32, 1024>;
 var<workgroup> red: array<f32, 128>;
 
-// one workgroup per head: chunk weights exp(m_c − M) computed once in parallel, then each
-// thread sums its dimensions over the chunks (loads independent, unrolled by 4)
+// one workgroup per head (the pass is one latency chain per head: its global load rounds are
+// what it costs): every chunk's (max, sum) read in one round, thread d's partial outputs of the
+// first PF chunks loaded before the reductions; chunk weights exp(m_c − M) computed once
+const PF: u32 = 32u;
 @compute @workgroup_size(128)
 fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u32) {
   let h = wg.x;
   let nc = min(p.nChunks, 1024u);
+  let base = h * p.nChunks * (HD + 2u);
+  var pre: array<f32, PF>;
+  if (l < HD) {
+    for (var c = 0u; c < PF; c++) {
+      if (c < nc) { pre[c] = part[base + c * (HD + 2u) + 2u + l]; }
+    }
+  }
   var M = NEG;
-  for (var c = l; c < nc; c += 128u) { M = max(M, part[(h * p.nChunks + c) * (HD + 2u)]); }
+  for (var c = l; c < nc; c += 128u) {
+    let m = part[base + c * (HD + 2u)];
+    M = max(M, m);
+    cw[c] = m;
+    sl[c] = part[base + c * (HD + 2u) + 1u];
+  }
   red[l] = M;
   workgroupBarrier();
   for (var k = 64u; k > 0u; k >>= 1u) {
@@ -375,10 +390,9 @@ fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_in
   workgroupBarrier();
   var L = 0.0;
   for (var c = l; c < nc; c += 128u) {
-    let pb = (h * p.nChunks + c) * (HD + 2u);
-    let e = exp(part[pb] - M);
+    let e = exp(cw[c] - M);
     cw[c] = e;
-    L += part[pb + 1u] * e;
+    L += sl[c] * e;
   }
   red[l] = L;
   workgroupBarrier();
@@ -387,16 +401,20 @@ fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_in
     workgroupBarrier();
   }
   let inv = 1.0 / red[0];
-  for (var d = l; d < HD; d += 128u) {
+  if (l < HD) {
+    // (chunk c into lane c mod 4: the order of the loop below)
     var a = vec4f(0.0);
-    var c = 0u;
+    for (var c = 0u; c < PF; c++) {
+      if (c < nc) { a[c & 3u] += pre[c] * cw[c]; }
+    }
+    var c = PF;
     for (; c + 3u < nc; c += 4u) {
-      let pb = (h * p.nChunks + c) * (HD + 2u) + 2u + d;
+      let pb = base + c * (HD + 2u) + 2u + l;
       let v = vec4f(part[pb], part[pb + (HD + 2u)], part[pb + 2u * (HD + 2u)], part[pb + 3u * (HD + 2u)]);
       a += v * vec4f(cw[c], cw[c + 1u], cw[c + 2u], cw[c + 3u]);
     }
-    for (; c < nc; c++) { a.x += part[(h * p.nChunks + c) * (HD + 2u) + 2u + d] * cw[c]; }
-    o[h * HD + d] = ((a.x + a.y) + (a.z + a.w)) * inv;
+    for (; c < nc; c++) { a.x += part[base + c * (HD + 2u) + 2u + l] * cw[c]; }
+    o[h * HD + l] = ((a.x + a.y) + (a.z + a.w)) * inv;
   }
 }
 //#endif

@@ -702,20 +702,21 @@ describe('webgpu: rope, KV cache and attention', () => {
   }
 
   /**
-   * Decode attention outputs of one query row at cache lengths that take 1, 2 and 3 chunks of 64
-   * (3 heads of `hd` dims, cache filled from a random qkv buffer with the given seed).
+   * Decode attention outputs of one query row at cache lengths that take 1, 2, 3, 34 and 36 chunks
+   * of 64 (past 32 the combine pass reads the rest after its prefetched chunks; 3 heads of `hd`
+   * dims, cache filled from a random qkv buffer with the given seed).
    */
   async function decodeAttentionSweep(b: Backend, quant: KVQuant, hd: number, seed: number): Promise<Float32Array> {
     const heads = 3;
     const W = heads * hd;
-    const slots = 150;
+    const slots = 2250;
     const qkv = randoms(slots * 3 * W, seed, 1.5);
     const kv = b.kvCreate(slots, heads, hd, quant, at);
     const buf = put(b, qkv);
     b.kvWrite(kv, { buf, stride: 3 * W, offset: W }, { buf, stride: 3 * W, offset: 2 * W }, slots, 0);
     const o = b.alloc(W, at);
     const outs: number[] = [];
-    for (const kvLen of [1, 63, 64, 65, 129, 150]) {
+    for (const kvLen of [1, 63, 64, 65, 129, 150, 2113, 2250]) {
       const r = kvLen - 1;
       b.attention(o, { buf, stride: 3 * W, offset: r * 3 * W }, kv, { rows: 1, heads, headDim: hd, kvLen, pos0: r, scale: 1 / Math.sqrt(hd), lognSeqLength: 100 });
       outs.push(...(await b.read(o, 0, W)));
