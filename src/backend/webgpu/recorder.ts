@@ -14,7 +14,6 @@
 import { BufferUsage, MAP_READ, STAGE_COMPUTE } from './consts.js';
 import { BackendError, DeviceLostError } from '../../errors.js';
 import { ReadbackLatency } from './readbackLatency.js';
-import { mapForRead } from './mapForRead.js';
 
 /** A GPU buffer with a stable id (bind-group cache keys). */
 export interface GBuf {
@@ -124,12 +123,6 @@ export class Recorder {
    * WebGpuOptions.pacedReadback); readbackLatency is the running estimate (readbackLatency.ts).
    */
   pacedReadback = false;
-  /**
-   * With pacedReadback (Dawn polled from the event loop), how long a readback's map may poll
-   * before it is cancelled and retried after timer sleeps (mapForRead.ts); null: 25 ms or three
-   * decode steps, so only waits through a prefill or other long work back off. Tests set 0.
-   */
-  mapPatienceMs: number | null = null;
   /**
    * How a paced wait ends (WebGpuOptions.paceMode, default 'near'). 'early': a timer to shortly before the
    * estimate (ms resolution, so often 1–2 ms early), then Dawn's event-loop polling. 'near': the
@@ -614,8 +607,7 @@ export class Recorder {
         const t0 = performance.now();
         if (pace) await this.pace(pending.queuedAt);
         const asked = performance.now();
-        if (this.pacedReadback) await mapForRead(rb, bytes, this.mapPatienceMs ?? Math.max(25, 3 * this.readbackLatency.ms));
-        else await rb.mapAsync(MAP_READ, 0, bytes);
+        await rb.mapAsync(MAP_READ, 0, bytes);
         if (pace) {
           const done = performance.now();
           this.readbackLatency.learn(pending.queuedAt, asked, done);
