@@ -634,7 +634,12 @@ export class Recorder {
       const target = queuedAt + this.readbackLatency.ms - 0.15;
       const wait = target - performance.now();
       if (wait > 2) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait - 1.5)));
-      while (performance.now() < target) await new Promise<void>((resolve) => turn(resolve));
+      // one promise and one callback for the whole stretch: a turn allocates only its Immediate
+      // (a promise and an await per turn were ≈ 20 % of what survived scavenges on SwiftShader)
+      await new Promise<void>((resolve) => {
+        const step = () => (performance.now() < target ? turn(step) : resolve());
+        step();
+      });
       return;
     }
     const wait = queuedAt + 0.9 * this.readbackLatency.ms - 0.5 - performance.now();
