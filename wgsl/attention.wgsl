@@ -38,8 +38,8 @@ struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32
 //#endif
 //#if !COMBINE
 //#if F32
-@group(0) @binding(5) var<storage, {{KVACC}}> K: array<vec4f>;
-@group(0) @binding(6) var<storage, {{KVACC}}> V: array<vec4f>;
+@group(0) @binding(5) var<storage, {{ACC}}> K: array<vec4f>;
+@group(0) @binding(6) var<storage, {{ACC}}> V: array<vec4f>;
 fn kv4(slot: u32, h: u32, d4: u32) -> vec4f { return K[slot * (p.width / 4u) + h * HD4 + d4]; }
 fn vv4(slot: u32, h: u32, d4: u32) -> vec4f { return V[slot * (p.width / 4u) + h * HD4 + d4]; }
 fn ks(slot: u32, h: u32, d: u32) -> f32 { return K[slot * (p.width / 4u) + h * HD4 + d / 4u][d & 3u]; }
@@ -47,15 +47,15 @@ fn vs(slot: u32, h: u32, d: u32) -> f32 { return V[slot * (p.width / 4u) + h * H
 //#else
 //#if LANES4
 // keys read as vec4<u32> (16 bytes) by the 4-lanes-per-slot score pass of decode_part
-@group(0) @binding(5) var<storage, {{KVACC}}> K: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, {{ACC}}> K: array<vec4<u32>>;
 fn kword(i: u32) -> u32 { return K[i >> 2u][i & 3u]; }
 //#else
-@group(0) @binding(5) var<storage, {{KVACC}}> K: array<u32>;
+@group(0) @binding(5) var<storage, {{ACC}}> K: array<u32>;
 fn kword(i: u32) -> u32 { return K[i]; }
 //#endif
-@group(0) @binding(6) var<storage, {{KVACC}}> V: array<u32>;
-@group(0) @binding(7) var<storage, {{KVACC}}> KM: array<vec2f>;
-@group(0) @binding(8) var<storage, {{KVACC}}> VM: array<vec2f>;
+@group(0) @binding(6) var<storage, {{ACC}}> V: array<u32>;
+@group(0) @binding(7) var<storage, {{ACC}}> KM: array<vec2f>;
+@group(0) @binding(8) var<storage, {{ACC}}> VM: array<vec2f>;
 // the 4 byte codes of w as floats: a byte or'ed into the mantissa of 2^23 (bits 0..7) or 2^15
 // (bits 8..15) is that power plus the code exactly; int-to-float conversions run at a quarter rate
 fn codes4(w: u32) -> vec4f {

@@ -1097,51 +1097,51 @@ export class WebGpuBackend implements Backend {
     const kvKinds = (m: 'r' | 'w'): Record<number, 'r' | 'w'> => (s.km ? { 5: m, 6: m, 7: m, 8: m } : { 5: m, 6: m });
     const b = s.binds;
     const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? { buf: rk.table } : undefined } as Record<number, BindRange>;
-    // the access modes of q and of the cache (ROPEKV writes them)
-    const values = (acc: 'read' | 'read_write', kvAcc: 'read' | 'read_write') => ({ HD, ACC: acc, KVACC: kvAcc });
+    // the access mode of q and of the cache (ROPEKV writes both)
+    const values = (acc: 'read' | 'read_write') => ({ HD, ACC: acc });
     if (p.rows === 1) {
       const lanes4 = this.attnKeyLanes === 4 && kvDef === 'I8' && HD % 64 === 0;
       const sg = this.useSubgroups && this.features.subgroups;
+      const single = nChunks === 1;
+      // (takeRopeKv gives one only while the cache fits one chunk)
       const fused = rk !== null;
-      const defs = [kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : []), ...(fused ? ['ROPEKV'] : [])];
       const params = [1, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, nChunks, s.width, rk?.kOff ?? 0, rk?.vOff ?? 0, rk?.rope.pos0 ?? 0, rk ? rk.rope.rotaryDim / 2 : 0, 0, 0];
-      // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, fused, pass).
-      // Fused (ROPEKV, one chunk only): q|k|v and the cache read-write
+      // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, fused, pass);
+      // the spec (defines, bindings) is built on the first use only
       const key = ((((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 2 + (fused ? 1 : 0)) * 4;
-      const part = (single: boolean) =>
-        this.hk(key + (single ? 0 : 1), () => ({
-          file: 'attention',
-          entry: 'decode_part',
-          defines: ['PART', ...(single ? ['SINGLE'] : []), ...defs],
-          values: fused ? values('read_write', 'read_write') : values('read', 'read'),
-          bindings: {
-            ...(single ? { 1: 'w' } : { 4: 'w' }),
-            2: fused ? 'w' : 'r',
-            3: 'r',
-            ...kvKinds(fused ? 'w' : 'r'),
-            ...(fused ? { 9: 'r' } : {}),
-          } as Record<number, BindKind>,
-        }));
-      if (nChunks === 1) {
+      const part = this.hk(key + (single ? 0 : 1), () => ({
+        file: 'attention',
+        entry: 'decode_part',
+        defines: ['PART', ...(single ? ['SINGLE'] : []), kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : []), ...(fused ? ['ROPEKV'] : [])],
+        values: values(fused ? 'read_write' : 'read'),
+        bindings: {
+          ...(single ? { 1: 'w' } : { 4: 'w' }),
+          2: fused ? 'w' : 'r',
+          3: 'r',
+          ...kvKinds(fused ? 'w' : 'r'),
+          ...(fused ? { 9: 'r' } : {}),
+        } as Record<number, BindKind>,
+      }));
+      if (single) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
-        this.rec.dispatch(part(true), params, bufs, [1, p.heads]);
+        this.rec.dispatch(part, params, bufs, [1, p.heads]);
         return;
       }
       // partials sized for the whole store at once (a regrown buffer means new bind groups mid-run)
       const partials = this.scratchBuf('attention partials', 4 * p.heads * Math.max(nChunks, Math.ceil(s.capacity / ATT_CHUNK)) * (HD + 2));
       bufs[4] = { buf: partials };
-      this.rec.dispatch(part(false), params, bufs, [nChunks, p.heads]);
+      this.rec.dispatch(part, params, bufs, [nChunks, p.heads]);
       const combine = this.hk((1 << 19) + HD, () => ({
         file: 'attention',
         entry: 'decode_combine',
         defines: ['COMBINE'],
-        values: values('read', 'read'),
+        values: values('read'),
         bindings: { 1: 'w', 4: 'r' },
       }));
       this.rec.dispatch(combine, params, bufs, [p.heads]);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0, 0, 0, 0, 0];
-      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: values('read', 'read'), bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds('r') } });
+      const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: values('read'), bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds('r') } });
       this.rec.dispatch(kern, params, bufs, [Math.ceil(p.rows / 16), p.heads]);
     }
   }

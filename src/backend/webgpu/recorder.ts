@@ -132,7 +132,7 @@ export class Recorder {
    * generation, and every 100–250 tokens a Mark-Compact stalled the GPU. (A third mode that woke
    * just after the estimate was measured and dropped: the 14B median rose 0.1–0.3 ms.)
    */
-  paceMode: 'early' | 'near' = 'early';
+  paceMode: 'early' | 'near' = 'near';
   private readonly readbackLatency = new ReadbackLatency(() => this.paceMode);
   /** Benchmarks: paced waits so far (count, ms asleep, ms from the map request to the data). */
   paceStats = { waits: 0, sleptMs: 0, mapMs: 0 };
