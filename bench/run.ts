@@ -9,7 +9,7 @@
  * Prints one JSON line per row and a table at the end.
  */
 import { parseArgs } from 'node:util';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perf } from 'node:perf_hooks';
 import { appendJsonl } from './jsonl.js';
 import { cpus } from 'node:os';
 import { loadModel } from '../bindings/node/index.js';
@@ -80,11 +80,17 @@ function watchGc() {
   obs.observe({ entryTypes: ['gc'] });
   return { gcs, obs };
 }
-/** ms of GC pauses that began in [a, b), and their kinds ('minor', 'major', 'incremental', 'weakcb'). */
+/** Node's GC kinds ('major' = Mark-Compact, 'incremental' = an incremental-marking step). */
+const GC_KINDS: Record<number, string> = {
+  [perf.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perf.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perf.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perf.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+/** ms of GC pauses that began in [a, b), and their kinds (GC_KINDS). */
 function gcBetween(gcs: { start: number; ms: number; kind: number }[], a: number, b: number): string {
-  const names: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
   const inside = gcs.filter((g) => g.start >= a && g.start < b);
-  return inside.map((g) => `${names[g.kind] ?? g.kind}:${g.ms.toFixed(1)}`).join(' ');
+  return inside.map((g) => `${GC_KINDS[g.kind] ?? g.kind}:${g.ms.toFixed(1)}`).join(' ');
 }
 
 /**
@@ -129,7 +135,7 @@ async function decodeSpeed(model: QwenModel, context: number, n: number) {
     top,
     gcCount: inside.length,
     gcMs: +inside.reduce((a, g) => a + g.ms, 0).toFixed(2),
-    gcMajor: inside.filter((g) => g.kind === 2).length,
+    gcMajor: inside.filter((g) => g.kind === perf.NODE_PERFORMANCE_GC_MAJOR).length,
     pollTurns: Math.round(turns / n),
     pace: rec && ps0 ? { waits: rec.paceStats.waits - ps0.waits, slept_ms: +((rec.paceStats.sleptMs - ps0.sleptMs) / n).toFixed(3), map_ms: +((rec.paceStats.mapMs - ps0.mapMs) / n).toFixed(3) } : undefined,
   };
@@ -229,7 +235,7 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
       await new Promise((r) => setTimeout(r, 10));
       obs.disconnect();
       for (const st of stalls) console.log(JSON.stringify({ ...st.line, gc: gcBetween(gcs, st.a, st.e) }));
-      console.log(JSON.stringify({ stall_trace_steps: traceSteps, stalls: stalls.length, gc_pauses: gcs.length, gc_ms: +gcs.reduce((x, g) => x + g.ms, 0).toFixed(1), gc_major: gcs.filter((g) => g.kind === 2).length }));
+      console.log(JSON.stringify({ stall_trace_steps: traceSteps, stalls: stalls.length, gc_pauses: gcs.length, gc_ms: +gcs.reduce((x, g) => x + g.ms, 0).toFixed(1), gc_major: gcs.filter((g) => g.kind === perf.NODE_PERFORMANCE_GC_MAJOR).length }));
     }
     // where the GPU idles in the chained loop: every pass timed (one region per step), then the
     // gaps between passes of consecutive steps (the token boundary) and inside a step (chunk
