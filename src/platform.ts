@@ -13,6 +13,12 @@ export interface WorkerLike {
   terminate(): Promise<void> | void;
 }
 
+/** enter() when a GPU wait starts, leave() when it ends (waits may overlap). */
+export interface GpuWaitHooks {
+  enter(): void;
+  leave(): void;
+}
+
 export interface Platform {
   readonly name: 'node' | 'browser';
   /** A checkpoint directory / URL prefix as a ranged byte source. */
@@ -34,6 +40,11 @@ export interface Platform {
    * token's readback only from shortly before it is due (WebGpuOptions.pacedReadback).
    */
   readonly gpuPollsEventLoop?: boolean;
+  /**
+   * Called around every WebGPU wait (readback maps, queue drains): Node uses it to slow Dawn's
+   * event-loop polling once a wait has lasted a while (bindings/node/patientPolling.ts).
+   */
+  gpuWaitHooks?(): GpuWaitHooks;
   /**
    * Bytes a backend of this kind may still allocate, or undefined when unknown. loadModel checks
    * its memory estimate (weights + KV + activations) against it before uploading anything.

@@ -17,7 +17,11 @@ export async function createBackend(platform: Platform, choice: BackendChoice, o
   // Loaded on demand: a CPU-only run never evaluates GPU code, and bundles can split them.
   const cpu = async () => (await import('./cpu/index.js')).createCpuBackend({ threads: opts.threads, platform });
   const webgpu = async (gpu: GPU, allowSoftwareAdapter: boolean) =>
-    (await import('./webgpu/index.js')).createWebGpuBackend(gpu, { allowSoftwareAdapter, pacedReadback: platform.gpuPollsEventLoop === true });
+    (await import('./webgpu/index.js')).createWebGpuBackend(gpu, {
+      allowSoftwareAdapter,
+      pacedReadback: platform.gpuPollsEventLoop === true,
+      waitHooks: platform.gpuWaitHooks?.(),
+    });
   if (typeof choice === 'object' && choice !== null) return choice;
   switch (choice) {
     case 'cpu':

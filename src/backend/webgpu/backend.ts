@@ -22,6 +22,7 @@ import type {
   Vec,
 } from '../backend.js';
 import type { TensorSource } from '../../io/source.js';
+import type { GpuWaitHooks } from '../../platform.js';
 import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
 import { Recorder, SLOT, f32, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
@@ -78,6 +79,8 @@ export interface WebGpuOptions {
    * 140 → 149 at 2048. See Recorder.paceMode.
    */
   paceMode?: 'early' | 'near';
+  /** Called around every wait for the GPU (Platform.gpuWaitHooks; Node: patient polling). */
+  waitHooks?: GpuWaitHooks;
   /**
    * Decode attention over an int8 cache scores each slot with 4 lanes reading the key row as
    * 16-byte words (4, default) or with one lane per slot (1). Heads of a multiple of 64 dims only;
@@ -301,6 +304,7 @@ export class WebGpuBackend implements Backend {
     this.rec.submitFirst = opts.submitFirst ?? 8;
     this.rec.pacedReadback = opts.pacedReadback ?? false;
     this.rec.paceMode = opts.paceMode ?? 'near';
+    this.rec.waitHooks = opts.waitHooks;
     this.attnKeyLanes = opts.attnKeyLanes ?? 4;
     this.useSubgroups = opts.subgroups ?? false;
     this.kernels = new KernelCache(device);

@@ -14,6 +14,7 @@
 import { BufferUsage, MAP_READ, STAGE_COMPUTE } from './consts.js';
 import { BackendError, DeviceLostError } from '../../errors.js';
 import { ReadbackLatency } from './readbackLatency.js';
+import type { GpuWaitHooks } from '../../platform.js';
 
 /** A GPU buffer with a stable id (bind-group cache keys). */
 export interface GBuf {
@@ -134,6 +135,8 @@ export class Recorder {
    */
   paceMode: 'early' | 'near' = 'near';
   private readonly readbackLatency = new ReadbackLatency(() => this.paceMode);
+  /** Told when every wait for the GPU starts and ends (WebGpuOptions.waitHooks). */
+  waitHooks: GpuWaitHooks | undefined;
   /** Benchmarks: paced waits so far (count, ms asleep, ms from the map request to the data). */
   paceStats = { waits: 0, sleptMs: 0, mapMs: 0 };
   /** Benchmarks: host time spent sending held-back work to the queue (block releases). */
@@ -538,7 +541,7 @@ export class Recorder {
 
   private readProfile(buf: GPUBuffer, labels: string[]): void {
     this.profilePending.push(
-      buf.mapAsync(MAP_READ).then(() => {
+      this.gpuWait(() => buf.mapAsync(MAP_READ)).then(() => {
         const t = new BigUint64Array(buf.getMappedRange());
         for (let i = 0; i < labels.length; i++) {
           const ns = Number(t[2 * i + 1] - t[2 * i]);
@@ -607,7 +610,7 @@ export class Recorder {
         const t0 = performance.now();
         if (pace) await this.pace(pending.queuedAt);
         const asked = performance.now();
-        await rb.mapAsync(MAP_READ, 0, bytes);
+        await this.gpuWait(() => rb.mapAsync(MAP_READ, 0, bytes));
         if (pace) {
           const done = performance.now();
           this.readbackLatency.learn(pending.queuedAt, asked, done);
@@ -646,11 +649,26 @@ export class Recorder {
     if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait)));
   }
 
+  /** Starts a GPU wait (a map, a queue drain), the wait hooks told before it starts and when it settles. */
+  private gpuWait<T>(start: () => Promise<T>): Promise<T> {
+    const hooks = this.waitHooks;
+    if (!hooks) return start();
+    hooks.enter();
+    let p: Promise<T>;
+    try {
+      p = start();
+    } catch (e) {
+      hooks.leave();
+      throw e;
+    }
+    return p.finally(() => hooks.leave());
+  }
+
   async flush(): Promise<void> {
     this.submit();
     this.idle();
     await this.queued();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.gpuWait(() => this.device.queue.onSubmittedWorkDone());
     this.checkErrors();
   }
 
