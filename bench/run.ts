@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { PerformanceObserver, constants as perf } from 'node:perf_hooks';
 import { appendJsonl } from './jsonl.js';
 import { cpus } from 'node:os';
-import { loadModel } from '../bindings/node/index.js';
+import { loadModel, nodePlatform } from '../bindings/node/index.js';
+import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import type { QwenModel } from '../src/model/model.js';
 import { readProbe } from './probe.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/backend.js';
@@ -41,6 +42,8 @@ const { values } = parseArgs({
     // WebGPU: decode attention with WebGpuOptions.subgroups off and on (A/B in one process), e.g. 0,1
     subgroups: { type: 'string', default: '' },
     'int4-variant': { type: 'string' },
+    // WebGPU: every embedding table in GPU memory (WebGpuOptions.hostEmbeddingBytes = Infinity)
+    'gpu-embedding': { type: 'boolean', default: false },
   },
 });
 
@@ -302,6 +305,13 @@ async function stepBreakdown(model: QwenModel, context: number): Promise<Record<
   }
 }
 
+/** The backend 'webgpu' gives in Node, with the embedding table on the GPU whatever its size. */
+async function gpuEmbeddingBackend() {
+  const gpu = await nodePlatform.gpu!();
+  if (!gpu) throw new Error('--gpu-embedding: no WebGPU');
+  return createWebGpuBackend(gpu, { pacedReadback: true, waitHooks: nodePlatform.gpuWaitHooks?.(), hostEmbeddingBytes: Infinity });
+}
+
 const rows: Record<string, unknown>[] = [];
 function emit(row: Record<string, unknown>) {
   appendJsonl(values.out!, { ...row, date: new Date().toISOString() });
@@ -313,7 +323,8 @@ emit({ kind: 'probe', backend, threads: probe.threads, read_gb_s: probe.gbPerSec
 
 for (const source of values.models!.split(',')) {
   const t0 = performance.now();
-  const model = await loadModel(source, { backend, threads, kvCache: { quant: kvQuant } });
+  const chosen = backend === 'webgpu' && values['gpu-embedding'] ? await gpuEmbeddingBackend() : backend;
+  const model = await loadModel(source, { backend: chosen, threads, kvCache: { quant: kvQuant } });
   const loadS = (performance.now() - t0) / 1000;
   // benchmarks: another one-row int4 GEMV variant (WebGpuOptions.int4Variant)
   if (values['int4-variant'] !== undefined && backend === 'webgpu') (model.backend as WebGpuBackend).int4Variant = values['int4-variant'];
@@ -322,6 +333,9 @@ for (const source of values.models!.split(',')) {
   const tp = performance.now();
   await model.forward(ids(promptLen, 1));
   const prefill = (promptLen * 1000) / (performance.now() - tp);
+  // GPU memory peak since loading, taken before any decode: the encode figure of the issue's
+  // memory floor (decode later adds the embedding copy, WebGpuOptions.embeddingMirror)
+  const prefillPeakMb = Math.round(model.backend.memoryUsage().peakBytes / 1e6);
   // the decode runs: every context × every combination of the A/B knobs given
   let combos: Record<string, string>[] = [{}];
   for (const k of knobs) {
@@ -347,6 +361,7 @@ for (const source of values.models!.split(',')) {
       kv: kvQuant,
       prompt_tokens: promptLen,
       prefill_tok_s: +prefill.toFixed(2),
+      prefill_peak_mb: prefillPeakMb,
       context,
       ...settings,
       decode_tok_s: +decode.tokS.toFixed(3),

@@ -18,17 +18,21 @@ let gpu: WebGpuBackend;
 let split: WebGpuBackend;
 /** the same backend keeping every embedding table in host memory (rows uploaded at embed time) */
 let hostEmb: WebGpuBackend;
+let mirrored: WebGpuBackend;
 const ref = new ReferenceBackend();
 
 beforeAll(async () => {
   gpu = await testWebGpu();
   split = await testWebGpu({ maxBindingSize: 4096 });
-  hostEmb = await testWebGpu({ hostEmbeddingBytes: 0 });
+  hostEmb = await testWebGpu({ hostEmbeddingBytes: 0, embeddingMirror: false });
+  // host tables copied to the GPU during decode in 5-row slices and 4096-byte chunks
+  mirrored = await testWebGpu({ hostEmbeddingBytes: 0, embeddingMirrorSlice: 256, maxBindingSize: 4096 });
 });
 afterAll(async () => {
   await gpu?.dispose();
   await split?.dispose();
   await hostEmb?.dispose();
+  await mirrored?.dispose();
 });
 
 function put(b: Backend, data: Float32Array): Buf {
@@ -210,6 +214,30 @@ describe('webgpu: activations and element-wise ops', () => {
       }
       expect(await Promise.all(refs.map((t) => b.readToken(t))), b === hostEmb ? 'host table' : 'device table').toEqual(want);
       expect(await b.read(x, 0, dim)).toEqual(rowOf(want[2]));
+    }
+    // a host table copied to the GPU while tokens are embedded: every row is right before, across
+    // and after the switch to the copy (several chunks, each checked for out-of-memory first)
+    {
+      const e = await mirrored.uploadEmbedding(src, at);
+      const before = mirrored.memoryUsage().weightBytes;
+      const l = mirrored.alloc(rows, at);
+      const x = mirrored.alloc(dim, at);
+      let onHost = 0;
+      for (let step = 0; step < 90; step++) {
+        const id = (step * 37 + 11) % rows;
+        mirrored.write(l, Float32Array.from({ length: rows }, (_, i) => (i === id ? 1 : 0)));
+        const t = mirrored.argmaxToken(l, 0, rows);
+        const copied = (e as unknown as { mirror?: { rows: number } }).mirror?.rows ?? 0;
+        if (copied < rows) onHost++;
+        mirrored.embedToken(x, e, t);
+        expect(await mirrored.read(x, 0, dim), `step ${step}`).toEqual(rowOf(id));
+        expect(await mirrored.readToken(t)).toBe(id);
+      }
+      expect((e as unknown as { mirror: { rows: number; chunks: unknown[] } }).mirror.rows).toBe(rows);
+      expect((e as unknown as { mirror: { rows: number; chunks: unknown[] } }).mirror.chunks.length).toBeGreaterThan(2);
+      expect(onHost).toBeGreaterThan(10);
+      expect(onHost).toBeLessThan(90);
+      expect(mirrored.memoryUsage().weightBytes - before).toBeGreaterThanOrEqual(rows * dim * 2);
     }
     // while a step waits for its token row (host table), host writes and reads keep their order
     // with the held-back work: a write before a copy is seen by it, one after it is not

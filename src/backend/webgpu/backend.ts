@@ -63,6 +63,18 @@ export interface WebGpuOptions {
    */
   hostEmbeddingBytes?: number;
   /**
+   * A table kept in host memory (hostEmbeddingBytes) is copied to the GPU while the model decodes:
+   * each decode step from the first on uploads the next `embeddingMirrorSlice` bytes of it along
+   * with its own row (no step waits for a whole table), and once the copy is whole, decode gathers
+   * token rows on the GPU and greedy steps no longer wait for the host between tokens (H200, 14B:
+   * −0.26 ms a token, bench/NOTES.md session 7). The copy stays until dispose: a prompt encoded
+   * afterwards runs with the table on the GPU (Qwen-14B: +1.56 GB). false keeps tables on the
+   * host for good. Default true. A copy the device has no memory for is given up, not an error.
+   */
+  embeddingMirror?: boolean;
+  /** Bytes of a host-memory table uploaded per decode step while it is being mirrored. Default 16 MiB. */
+  embeddingMirrorSlice?: number;
+  /**
    * Wait for a decode token's readback only from shortly before the GPU is expected to finish it
    * (a timer, from the measured latency of earlier tokens) instead of at once. Dawn in Node polls
    * with setImmediate while a map is pending, which allocates ≈ 110 KB per ms of waiting; the GC
@@ -200,6 +212,18 @@ class WEmbedding implements Embedding {
     /** the table in host memory (checkpoint bytes, rows of dim elements), when not on the GPU */
     readonly host?: Uint8Array,
   ) {}
+  /** the GPU copy of a host table, filled slice by slice during decode (WebGpuOptions.embeddingMirror) */
+  mirror?: EmbeddingMirror;
+}
+
+interface EmbeddingMirror {
+  chunks: DenseChunk[];
+  /** rows uploaded so far (in order from row 0) */
+  rows: number;
+  /** a new chunk's allocation is being checked for out-of-memory: no uploads until it is */
+  checking: boolean;
+  /** the device had no memory for it: the table stays on the host */
+  failed: boolean;
 }
 
 /** A token id in slot `at` of the device tokens buffer (argmaxToken). */
@@ -277,6 +301,8 @@ export class WebGpuBackend implements Backend {
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
   private hot = new Map<string | number, Kernel>();
   private readonly hostEmbeddingBytes: number;
+  private readonly embeddingMirror: boolean;
+  private readonly mirrorSlice: number;
   /** argmaxToken results (TOKEN_SLOTS slots) and how many argmaxToken calls there were */
   private tokens: GBuf | null = null;
   private tokenSeq = 0;
@@ -326,6 +352,8 @@ export class WebGpuBackend implements Backend {
     this.maxWeightBinding = Math.floor(Math.min(max, opts.maxBindingSize ?? max) / 256) * 256;
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 1024 * 1024 * 1024;
+    this.embeddingMirror = opts.embeddingMirror ?? true;
+    this.mirrorSlice = opts.embeddingMirrorSlice ?? 16 * 1024 * 1024;
     // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup, the
     // next unit's weights prefetched, split units: measured fastest on the H100 and H200 (NOTES)
     this.variant = new Int4Variant(opts.int4Variant ?? 'Q1,RB2,GS64,PF,SU');
@@ -771,10 +799,11 @@ export class WebGpuBackend implements Backend {
     if (t.dim > o.length) throw new ArgumentError(`embedToken: ${t.dim} values exceed the output buffer (${o.length})`);
     const kern = this.hk(`embedTok|${t.enc}`, () => ({ file: 'embed', entry: 'main', defines: [t.enc], bindings: { 1: 'w', 2: 'r', 3: 'r' } }));
     const groups: [number] = [Math.ceil(t.dim / 256)];
-    if (!t.host) {
+    const onGpu = t.host ? this.mirrored(t) : t.chunks;
+    if (onGpu) {
       // the id never leaves the GPU: the gather reads it where argmax wrote it
       if (this.tokenSeq - tk.seq > TOKEN_SLOTS) throw new ArgumentError(`embedToken: the token ref is stale (more than ${TOKEN_SLOTS} argmaxToken calls since)`);
-      for (const c of t.chunks) {
+      for (const c of onGpu) {
         this.rec.dispatch(kern, [1, t.dim, c.row0, c.rows, t.wordsPerRow, 0, 0, 0], { 1: { buf: o.g, size: 4 * t.dim }, 2: { buf: c.g }, 3: { buf: this.tokens!, offset: tk.at, size: 16 } }, groups);
       }
       return;
@@ -782,7 +811,7 @@ export class WebGpuBackend implements Backend {
     // A table in host memory: the row is uploaded once the id is read back, and every queue
     // operation recorded after this one waits for that upload (Recorder.block), so the rest of
     // the step is recorded while the GPU still computes the id.
-    const host = t.host;
+    const host = t.host!;
     const eb = t.enc === 'F32' ? 4 : 2;
     const rowBytes = t.dim * eb;
     const row = this.scratchBuf('embedding token row', t.wordsPerRow * 4);
@@ -799,6 +828,65 @@ export class WebGpuBackend implements Backend {
       (e: Error) => this.rec.abortDeferred(e),
     );
     this.rec.dispatch(kern, [1, t.dim, 0, 1, t.wordsPerRow, 0, 0, 0], { 1: { buf: o.g, size: 4 * t.dim }, 2: { buf: row }, 3: { buf: idBuf } }, groups);
+  }
+
+  /**
+   * A host table's GPU copy once it is whole; until then uploads its next slice (queued before the
+   * step that asks, so the host copies it while the GPU still runs the previous step) and returns
+   * undefined.
+   */
+  private mirrored(t: WEmbedding): DenseChunk[] | undefined {
+    if (!this.embeddingMirror || !t.host) return undefined;
+    const m = (t.mirror ??= { chunks: [], rows: 0, checking: false, failed: false });
+    if (m.rows === t.rows) return m.chunks;
+    if (m.failed || m.checking) return undefined;
+    const rowBytes = t.wordsPerRow * 4;
+    let c = m.chunks[m.chunks.length - 1];
+    if (!c || m.rows === c.row0 + c.rows) {
+      // a new chunk (≤ 256 MiB, so GPU memory grows with the copy), checked for out-of-memory
+      // before anything is written to it
+      const perChunk = Math.max(1, Math.floor(Math.min(this.maxWeightBinding, 256 * 1024 * 1024) / rowBytes));
+      const n = Math.min(perChunk, t.rows - m.rows);
+      this.device.pushErrorScope('out-of-memory');
+      let g: GBuf;
+      try {
+        g = this.buffer(n * rowBytes, `embedding copy [${m.rows}..${m.rows + n})`, 'weight');
+      } catch (e) {
+        void this.device.popErrorScope();
+        throw e;
+      }
+      m.chunks.push({ g, row0: m.rows, rows: n });
+      m.checking = true;
+      this.device.popErrorScope().then(
+        (err) => {
+          m.checking = false;
+          if (err) this.dropMirror(t);
+        },
+        () => this.dropMirror(t),
+      );
+      return undefined;
+    }
+    const eb = t.enc === 'F32' ? 4 : 2;
+    const hostRow = t.dim * eb;
+    const n = Math.min(Math.max(1, Math.floor(this.mirrorSlice / rowBytes)), c.row0 + c.rows - m.rows);
+    let data = t.host.subarray(m.rows * hostRow, (m.rows + n) * hostRow);
+    if (hostRow !== rowBytes) {
+      const padded = new Uint8Array(n * rowBytes);
+      padRows(data, n, t.dim, eb, t.wordsPerRow, padded);
+      data = padded;
+    }
+    this.upload(c.g, data, (m.rows - c.row0) * rowBytes);
+    m.rows += n;
+    return m.rows === t.rows ? m.chunks : undefined;
+  }
+
+  private dropMirror(t: WEmbedding): void {
+    const m = t.mirror;
+    if (!m) return;
+    m.failed = true;
+    m.checking = false;
+    for (const c of m.chunks) this.drop(c.g, 'weight');
+    m.chunks = [];
   }
 
   embed(out: Buf, table: Embedding, ids: Int32Array): void {
