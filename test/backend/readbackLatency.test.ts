@@ -64,4 +64,27 @@ describe('readback latency estimate', () => {
     e.learn(0, 9, 9.1);
     expect(e.ms).toBeCloseTo(8);
   });
+
+  it('a relaxed wait (asked just after the estimate) creeps it down while ready and re-learns when one is pending', () => {
+    const e = new ReadbackLatency(() => 'near');
+    e.learn(0, 0, 6);
+    e.learn(0, 0, 6);
+    const latency = 5.9;
+    let pending = 0;
+    for (let i = 0; i < 60; i++) {
+      const asked = e.ms + 0.1;
+      const done = Math.max(asked + 0.01, latency + 0.03);
+      if (done - asked > 0.05) pending++;
+      e.learn(0, asked, done, true);
+      // never far below the true latency: a wait asks at most ≈ 0.1 ms early
+      expect(e.ms + 0.1).toBeGreaterThan(latency - 0.1);
+    }
+    // mostly ready at the first ask, a pending one every few waits
+    expect(pending).toBeGreaterThan(3);
+    expect(pending).toBeLessThan(20);
+    // a far-off pending sample (a prefill's token) is ignored like in the other modes
+    const before = e.ms;
+    e.learn(0, e.ms + 0.1, 40, true);
+    expect(e.ms).toBe(before);
+  });
 });

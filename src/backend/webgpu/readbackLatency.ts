@@ -17,8 +17,18 @@ export class ReadbackLatency {
 
   constructor(private readonly mode: () => 'early' | 'near') {}
 
-  learn(queuedAt: number, asked: number, done: number): void {
+  /**
+   * `relaxed`: a wait that meant to ask just after the estimate (nothing on the GPU waits for the
+   * data; Recorder.pace). Ready at once is its aim, so it only creeps the estimate down (20 µs a
+   * wait) until one is pending again, which sets it like any other pending sample.
+   */
+  learn(queuedAt: number, asked: number, done: number, relaxed = false): void {
     const sample = done - queuedAt;
+    if (relaxed && this.ms > 0) {
+      if (done - asked <= 0.05) this.ms = Math.max(0.1, this.ms - 0.02);
+      else if (sample < 4 * this.ms) this.ms = sample;
+      return;
+    }
     if (done - asked <= 0.3) {
       this.readyStreak++;
       this.ms *= this.mode() === 'early' ? 0.8 : this.readyStreak > 1 ? 0.5 : 0.97;
