@@ -87,4 +87,17 @@ describe('readback latency estimate', () => {
     e.learn(0, e.ms + 0.1, 40, true);
     expect(e.ms).toBe(before);
   });
+
+  it('an estimate that shrank while the GPU ran dry takes real samples again after two that agree', () => {
+    const e = new ReadbackLatency(() => 'near');
+    e.learn(0, 0, 6);
+    e.learn(0, 0, 6);
+    // a GC pause: the GPU finished everything, the next waits are all ready at once
+    for (let i = 0; i < 4; i++) e.learn(0, e.ms, e.ms + 0.01);
+    expect(e.ms).toBeLessThan(1);
+    e.learn(0, 0.5, 6.1); // far above: alone it could be a prefill's token
+    expect(e.ms).toBeLessThan(1);
+    e.learn(0, 0.5, 6.0);
+    expect(e.ms).toBeCloseTo(6.0);
+  });
 });
