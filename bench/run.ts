@@ -37,8 +37,6 @@ const { values } = parseArgs({
     paced: { type: 'string', default: '' },
     // WebGPU: how paced waits end (Recorder.paceMode), A/B in one process, e.g. early,near
     'pace-mode': { type: 'string', default: '' },
-    // WebGPU: Recorder.relaxedWaits off and on (A/B in one process), e.g. 0,1
-    relaxed: { type: 'string', default: '' },
     // WebGPU: decode per WebGpuOptions.attnKeyLanes value (A/B in one process), e.g. 1,4
     'attn-lanes': { type: 'string', default: '' },
     // WebGPU: decode attention with WebGpuOptions.subgroups off and on (A/B in one process), e.g. 0,1
@@ -68,7 +66,6 @@ const knobs: { flag: string; out: string; set: (b: WebGpuBackend, v: string) => 
   { flag: 'attn-lanes', out: 'attn_key_lanes', set: (b, v) => (b.attnKeyLanes = v === '4' ? 4 : 1), show: Number },
   { flag: 'subgroups', out: 'subgroups', set: (b, v) => (b.useSubgroups = v === '1'), show: (v) => v === '1' },
   { flag: 'pace-mode', out: 'pace_mode', set: (b, v) => (b.rec.paceMode = v as 'early' | 'near'), show: String },
-  { flag: 'relaxed', out: 'relaxed_waits', set: (b, v) => (b.rec.relaxedWaits = v === '1'), show: (v) => v === '1' },
 ];
 
 function ids(n: number, salt: number): number[] {

@@ -65,23 +65,6 @@ describe('readback latency estimate', () => {
     expect(e.ms).toBeCloseTo(8);
   });
 
-  it('a relaxed wait (asked just after the estimate) only raises it, and only by a sample near it', () => {
-    const e = new ReadbackLatency(() => 'near');
-    e.learn(0, 0, 6);
-    e.learn(0, 0, 6);
-    e.learn(0, 6.1, 6.11, true); // ready at its first poll: no news
-    expect(e.ms).toBeCloseTo(6);
-    e.learn(0, 6.1, 6.5, true); // still pending: the estimate was low
-    expect(e.ms).toBeCloseTo(6.5);
-    e.learn(0, 6.6, 40, true); // a GC pause or a prefill's token: ignored
-    e.learn(0, 6.6, 38, true);
-    expect(e.ms).toBeCloseTo(6.5);
-    // the regular waits between relaxed ones still bring a high estimate down
-    e.learn(0, 6.35, 6.36);
-    e.learn(0, 6.1, 6.11);
-    expect(e.ms).toBeLessThan(3.5);
-  });
-
   it('an estimate that shrank while the GPU ran dry takes real samples again after two that agree', () => {
     const e = new ReadbackLatency(() => 'near');
     e.learn(0, 0, 6);

@@ -19,19 +19,8 @@ export class ReadbackLatency {
 
   constructor(private readonly mode: () => 'early' | 'near') {}
 
-  /**
-   * `relaxed`: a wait that meant to ask just after the estimate (Recorder.pace). Ready at once is
-   * its aim and says nothing; a pending one can only raise the estimate. Lowering it is left to
-   * the regular waits between relaxed ones (a relaxed-only estimate that crept down 20 µs a ready
-   * wait ran away on the H200: after one large sample it slept 30–45 ms a token).
-   */
-  learn(queuedAt: number, asked: number, done: number, relaxed = false): void {
+  learn(queuedAt: number, asked: number, done: number): void {
     const sample = done - queuedAt;
-    if (relaxed) {
-      // ready at once is its aim (no news); a pending one raises the estimate, unless far off
-      if (done - asked > 0.05 && this.ms > 0 && sample > this.ms && sample < 4 * this.ms) this.ms = sample;
-      return;
-    }
     if (done - asked <= 0.3) {
       this.readyStreak++;
       this.ms *= this.mode() === 'early' ? 0.8 : this.readyStreak > 1 ? 0.5 : 0.97;

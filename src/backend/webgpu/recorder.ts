@@ -134,12 +134,6 @@ export class Recorder {
    * just after the estimate was measured and dropped: the 14B median rose 0.1–0.3 ms.)
    */
   paceMode: 'early' | 'near' = 'near';
-  /**
-   * 'near' waits that nothing held back depends on end just after the estimate (see pace).
-   * Experimental, off: its first form ran away on the H200 (bench/NOTES.md, session 7).
-   */
-  relaxedWaits = false;
-  private relaxedCount = 0;
   private readonly readbackLatency = new ReadbackLatency(() => this.paceMode);
   /** Told when every wait for the GPU starts and ends (WebGpuOptions.waitHooks). */
   waitHooks: GpuWaitHooks | undefined;
@@ -613,17 +607,13 @@ export class Recorder {
       try {
         await inQueue;
         const pace = paced && this.pacedReadback;
-        // nothing held back waits for these bytes (the next step is already queued, chained on
-        // the device): the wait may end just after they are due rather than just before
-        // (every 8th is a regular wait, whose samples also bring the estimate down)
-        const relaxed = pace && this.relaxedWaits && this.deferred.length === 0 && ++this.relaxedCount % 8 !== 0;
         const t0 = performance.now();
-        if (pace) await this.pace(pending.queuedAt, relaxed);
+        if (pace) await this.pace(pending.queuedAt);
         const asked = performance.now();
         await this.gpuWait(() => rb.mapAsync(MAP_READ, 0, bytes));
         if (pace) {
           const done = performance.now();
-          this.readbackLatency.learn(pending.queuedAt, asked, done, relaxed && this.paceMode === 'near');
+          this.readbackLatency.learn(pending.queuedAt, asked, done);
           this.paceStats.waits++;
           this.paceStats.sleptMs += asked - t0;
           this.paceStats.mapMs += done - asked;
@@ -640,16 +630,11 @@ export class Recorder {
     };
   }
 
-  /**
-   * Paced readback: waits (a timer; with paceMode near then event-loop turns) until shortly before
-   * the data is expected, or with `relaxed` ('near' only) until just after: then Dawn's map is
-   * usually ready at its first poll, so Dawn's polling turns (old-generation garbage, see
-   * paceMode) all but stop, and the GPU does not notice, as it already runs the next step.
-   */
-  private async pace(queuedAt: number, relaxed: boolean): Promise<void> {
+  /** Paced readback: waits (a timer; with paceMode near then event-loop turns) until shortly before the data is expected. */
+  private async pace(queuedAt: number): Promise<void> {
     const turn = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
     if (this.paceMode === 'near' && turn) {
-      const target = queuedAt + this.readbackLatency.ms + (relaxed ? 0.1 : -0.15);
+      const target = queuedAt + this.readbackLatency.ms - 0.15;
       const wait = target - performance.now();
       if (wait > 2) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait - 1.5)));
       // one promise and one callback for the whole stretch: a turn allocates only its Immediate
