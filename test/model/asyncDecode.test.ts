@@ -50,6 +50,10 @@ describe.each([
     for await (const id of model.generate([...prompt, ...stopped], { ...greedy, maxNewTokens: 10 - stopped.length })) rest.push(id);
     expect(model.lastStats?.reusedTokens).toBe(prompt.length + stopped.length - 1);
     expect([...stopped, ...rest]).toEqual(whole);
+    // the copying case did switch to the GPU copy along the way (a copy left unfinished would
+    // only have tested the host path again)
+    const wte = (model as unknown as { engine: { weights: { wte: { mirror?: { rows: number }; rows: number } } } }).engine.weights.wte;
+    if ('embeddingMirrorSlice' in options) expect(wte.mirror?.rows).toBe(wte.rows);
     await model.dispose();
   }, 300_000);
 });

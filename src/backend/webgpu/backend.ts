@@ -63,9 +63,8 @@ export interface WebGpuOptions {
    */
   hostEmbeddingBytes?: number;
   /**
-   * A table kept in host memory (hostEmbeddingBytes) is copied to the GPU while the model decodes:
-   * each decode step from the first on uploads the next `embeddingMirrorSlice` bytes of it along
-   * with its own row (no step waits for a whole table), and once the copy is whole, decode gathers
+   * A table kept in host memory (hostEmbeddingBytes) is copied to the GPU while the model decodes,
+   * `embeddingMirrorSlice` bytes at a time (no step waits for a whole table), and once the copy is whole, decode gathers
    * token rows on the GPU and greedy steps no longer wait for the host between tokens (H200, 14B:
    * −0.26 ms a token, bench/NOTES.md session 7). The copy stays until dispose: a prompt encoded
    * afterwards runs with the table on the GPU (Qwen-14B: +1.56 GB). false keeps tables on the
@@ -73,9 +72,10 @@ export interface WebGpuOptions {
    */
   embeddingMirror?: boolean;
   /**
-   * Bytes of a host-memory table uploaded per decode step while it is being mirrored. Default
-   * 4 MiB (Qwen-14B: ≈ 390 steps; the host copies a slice while the GPU runs the step before —
-   * 16 MiB took ≈ 3.5 ms there and made those steps host-bound, 9.7 ms instead of 6.2).
+   * Bytes of a host-memory table uploaded at a time while it is being mirrored. Default 4 MiB:
+   * with paced readbacks the slices go into the host's idle time before a token's data is due (as
+   * many as fit); uploaded inside the step's recording instead, 4 MiB cost a 14B step ≈ 1.3 ms and
+   * 16 MiB ≈ 3.5 ms on the H200 (the steps became host-bound).
    */
   embeddingMirrorSlice?: number;
   /**
@@ -835,17 +835,30 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * A host table's GPU copy once it is whole; until then uploads its next slice (queued before the
-   * step that asks, so the host copies it while the GPU still runs the previous step) and returns
-   * undefined.
+   * A host table's GPU copy once it is whole; until then undefined, and the copy goes on: where
+   * decode readbacks are paced, a slice at a time in the host's idle time before each token's
+   * data is due (Recorder.idleWork), else a slice per call.
    */
   private mirrored(t: WEmbedding): DenseChunk[] | undefined {
     if (!this.embeddingMirror || !t.host) return undefined;
     const m = (t.mirror ??= { chunks: [], rows: 0, checking: false, failed: false });
     if (m.rows === t.rows) return m.chunks;
-    if (m.failed || m.checking) return undefined;
+    if (m.failed) return undefined;
+    if (this.rec.pacedReadback) this.rec.idleWork = () => this.mirrorStep(t);
+    else this.mirrorStep(t);
+    return undefined;
+  }
+
+  /** One step of a table's copy (a chunk allocated, or a slice uploaded); whether to go on now. */
+  private mirrorStep(t: WEmbedding): boolean {
+    const m = t.mirror!;
+    if (this.disposed || m.failed || m.rows === t.rows) {
+      if (this.rec.idleWork) this.rec.idleWork = null;
+      return false;
+    }
+    if (m.checking) return false;
     const rowBytes = t.wordsPerRow * 4;
-    let c = m.chunks[m.chunks.length - 1];
+    const c = m.chunks[m.chunks.length - 1];
     if (!c || m.rows === c.row0 + c.rows) {
       // a new chunk (≤ 256 MiB, so GPU memory grows with the copy), checked for out-of-memory
       // before anything is written to it
@@ -868,20 +881,22 @@ export class WebGpuBackend implements Backend {
         },
         () => this.dropMirror(t),
       );
-      return undefined;
+      return false;
     }
     const eb = t.enc === 'F32' ? 4 : 2;
     const hostRow = t.dim * eb;
     const n = Math.min(Math.max(1, Math.floor(this.mirrorSlice / rowBytes)), c.row0 + c.rows - m.rows);
-    let data = t.host.subarray(m.rows * hostRow, (m.rows + n) * hostRow);
+    let data = t.host!.subarray(m.rows * hostRow, (m.rows + n) * hostRow);
     if (hostRow !== rowBytes) {
       const padded = new Uint8Array(n * rowBytes);
       padRows(data, n, t.dim, eb, t.wordsPerRow, padded);
       data = padded;
     }
-    this.upload(c.g, data, (m.rows - c.row0) * rowBytes);
+    // straight to the queue, not behind held-back work: nothing reads the copy before it is
+    // whole, and the steps that will are recorded (so queued) after this write
+    this.device.queue.writeBuffer(c.g.buffer, (m.rows - c.row0) * rowBytes, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     m.rows += n;
-    return m.rows === t.rows ? m.chunks : undefined;
+    return m.rows < t.rows;
   }
 
   private dropMirror(t: WEmbedding): void {
