@@ -72,10 +72,11 @@ export interface WebGpuOptions {
    */
   embeddingMirror?: boolean;
   /**
-   * Bytes of a host-memory table uploaded at a time while it is being mirrored. Default 4 MiB:
+   * Bytes of a host-memory table uploaded at a time while it is being copied. Default 2 MiB:
    * with paced readbacks the slices go into the host's idle time before a token's data is due (as
-   * many as fit); uploaded inside the step's recording instead, 4 MiB cost a 14B step ≈ 1.3 ms and
-   * 16 MiB ≈ 3.5 ms on the H200 (the steps became host-bound).
+   * many as fit while more than 1.5 ms remain: Qwen-14B's table is whole within ≈ 250 tokens on
+   * the H200, those tokens ≈ 1.2 ms slower on average); uploaded inside the step's recording, 4 MiB
+   * cost a 14B step ≈ 1.3 ms and 16 MiB ≈ 3.5 ms.
    */
   embeddingMirrorSlice?: number;
   /**
@@ -357,7 +358,7 @@ export class WebGpuBackend implements Backend {
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 1024 * 1024 * 1024;
     this.embeddingMirror = opts.embeddingMirror ?? true;
-    this.mirrorSlice = opts.embeddingMirrorSlice ?? 4 * 1024 * 1024;
+    this.mirrorSlice = opts.embeddingMirrorSlice ?? 2 * 1024 * 1024;
     // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup, the
     // next unit's weights prefetched, split units: measured fastest on the H100 and H200 (NOTES)
     this.variant = new Int4Variant(opts.int4Variant ?? 'Q1,RB2,GS64,PF,SU');

@@ -136,7 +136,7 @@ export class Recorder {
   paceMode: 'early' | 'near' = 'near';
   /**
    * Host work for the idle time of 'near' paced waits (the backend's embedding copy): called while
-   * more than 3 ms remain before the data is due; returns whether to call it again at once.
+   * more than 1.5 ms remain before the data is due; returns whether to call it again at once.
    */
   idleWork: (() => boolean) | null = null;
   private readonly readbackLatency = new ReadbackLatency(() => this.paceMode);
@@ -642,7 +642,7 @@ export class Recorder {
       const target = queuedAt + this.readbackLatency.ms - 0.15;
       let wait = target - performance.now();
       // time to spare before the data is due: idle work first (e.g. the embedding copy's slices)
-      while (wait > 3 && this.idleWork?.()) wait = target - performance.now();
+      while (wait > 1.5 && this.idleWork?.()) wait = target - performance.now();
       if (wait > 2) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait - 1.5)));
       // one promise and one callback for the whole stretch: a turn allocates only its Immediate
       // (a promise and an await per turn were ≈ 20 % of what survived scavenges on SwiftShader)
