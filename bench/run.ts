@@ -14,6 +14,7 @@ import { appendJsonl } from './jsonl.js';
 import { cpus } from 'node:os';
 import { loadModel, nodePlatform } from '../bindings/node/index.js';
 import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import type { PatientPolling } from '../bindings/node/patientPolling.js';
 import type { QwenModel } from '../src/model/model.js';
 import { readProbe } from './probe.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/backend.js';
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     paced: { type: 'string', default: '' },
     // WebGPU: how paced waits end (Recorder.paceMode), A/B in one process, e.g. early,near
     'pace-mode': { type: 'string', default: '' },
+    // WebGPU in Node: patient polling's throttle (ms) per value (A/B in one process), e.g. 0,0.025
+    'poll-throttle': { type: 'string', default: '' },
     // WebGPU: decode per WebGpuOptions.attnKeyLanes value (A/B in one process), e.g. 1,4
     'attn-lanes': { type: 'string', default: '' },
     // WebGPU: decode attention with WebGpuOptions.subgroups off and on (A/B in one process), e.g. 0,1
@@ -66,6 +69,8 @@ const knobs: { flag: string; out: string; set: (b: WebGpuBackend, v: string) => 
   { flag: 'attn-lanes', out: 'attn_key_lanes', set: (b, v) => (b.attnKeyLanes = v === '4' ? 4 : 1), show: Number },
   { flag: 'subgroups', out: 'subgroups', set: (b, v) => (b.useSubgroups = v === '1'), show: (v) => v === '1' },
   { flag: 'pace-mode', out: 'pace_mode', set: (b, v) => (b.rec.paceMode = v as 'early' | 'near'), show: String },
+  // (Node's patient polling: Dawn's ticks at most one per this many ms before its patience runs out)
+  { flag: 'poll-throttle', out: 'poll_throttle_ms', set: (b, v) => ((b.rec.waitHooks as PatientPolling).throttleMs = Number(v)), show: Number },
 ];
 
 function ids(n: number, salt: number): number[] {

@@ -112,6 +112,30 @@ describe('patient polling of Dawn waits (Node)', () => {
     device.destroy();
   });
 
+  it("with a throttle, spaces Dawn's ticks before the patience runs out (the turns between are the host's own)", async () => {
+    const { device, submitBusy } = await busyDevice();
+    const run = async (throttleMs: number) => {
+      const hooks = patientPolling(10_000, throttleMs);
+      submitBusy(512);
+      const t0 = performance.now();
+      hooks.enter();
+      try {
+        await device.queue.onSubmittedWorkDone();
+      } finally {
+        hooks.leave();
+      }
+      return { ms: performance.now() - t0, ticks: hooks.ticks };
+    };
+    const eager = await run(0);
+    const spaced = await run(0.5);
+    expect(spaced.ms).toBeGreaterThan(40);
+    // at most one Dawn tick per 0.5 ms (plus the first), and still polling all along
+    expect(spaced.ticks).toBeLessThanOrEqual(spaced.ms / 0.5 + 2);
+    expect(spaced.ticks).toBeGreaterThan(spaced.ms / 0.5 / 4);
+    expect(eager.ticks / eager.ms).toBeGreaterThan((2 * spaced.ticks) / spaced.ms);
+    device.destroy();
+  });
+
   it('leaves short waits, overlapping waits and a host-replaced setImmediate alone', async () => {
     const hooks = patientPolling(3);
     const g = globalThis as unknown as { setImmediate: unknown };
