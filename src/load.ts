@@ -25,6 +25,12 @@ export interface LoadOptions {
   backend?: BackendChoice;
   /** CPU threads (default: available cores). */
   threads?: number;
+  /**
+   * WebGPU: whether large embedding tables (Qwen-7B/14B: 1.24 / 1.56 GB), which start in host
+   * memory, are copied to the GPU during the first few hundred generated tokens (default true: no
+   * host round trip between greedy steps afterwards). false keeps GPU memory at weights + cache.
+   */
+  gpuEmbeddingCopy?: boolean;
   onProgress?: (p: LoadProgress) => void;
   kvCache?: KVCacheOptions;
   /** Tokens per prefill chunk (default 256). */
@@ -51,7 +57,7 @@ export async function loadModelOn(platform: Platform, source: string = DEFAULT_M
       onProgress: options.onProgress && ((p) => options.onProgress!({ phase: 'weights', ...p })),
     });
     tokenizer = QwenTokenizer.fromTiktoken(await ckpt.vocabulary());
-    backend = await createBackend(platform, choice, { threads: options.threads });
+    backend = await createBackend(platform, choice, { threads: options.threads, gpuEmbeddingCopy: options.gpuEmbeddingCopy });
   } catch (e) {
     await src.close?.(); // a bad checkpoint must not leak its open files
     throw e;

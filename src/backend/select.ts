@@ -11,6 +11,8 @@ export type BackendChoice = 'auto' | 'cpu' | 'webgpu' | Backend;
 
 export interface BackendOptions {
   threads?: number;
+  /** see LoadOptions.gpuEmbeddingCopy (WebGpuOptions.embeddingMirror) */
+  gpuEmbeddingCopy?: boolean;
 }
 
 export async function createBackend(platform: Platform, choice: BackendChoice, opts: BackendOptions = {}): Promise<Backend> {
@@ -21,6 +23,7 @@ export async function createBackend(platform: Platform, choice: BackendChoice, o
       allowSoftwareAdapter,
       pacedReadback: platform.gpuPollsEventLoop === true,
       waitHooks: platform.gpuWaitHooks?.(),
+      embeddingMirror: opts.gpuEmbeddingCopy,
     });
   if (typeof choice === 'object' && choice !== null) return choice;
   switch (choice) {

@@ -24,4 +24,22 @@ describe('backend selection: WebGPU platform hints', () => {
       await other.dispose();
     }
   });
+
+  it("passes Node's wait hooks and the embedding-copy choice on to the WebGPU backend", async () => {
+    const copying = (b: WebGpuBackend) => (b as unknown as { embeddingMirror: boolean }).embeddingMirror;
+    const node = (await createBackend(nodePlatform, 'webgpu')) as WebGpuBackend;
+    try {
+      expect(node.rec.waitHooks).toBeDefined();
+      expect(copying(node)).toBe(true);
+    } finally {
+      await node.dispose();
+    }
+    const kept = (await createBackend({ ...nodePlatform, gpuWaitHooks: undefined }, 'webgpu', { gpuEmbeddingCopy: false })) as WebGpuBackend;
+    try {
+      expect(kept.rec.waitHooks).toBeUndefined();
+      expect(copying(kept)).toBe(false);
+    } finally {
+      await kept.dispose();
+    }
+  });
 });
