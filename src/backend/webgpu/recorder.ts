@@ -642,7 +642,7 @@ export class Recorder {
       const target = queuedAt + this.readbackLatency.ms - 0.15;
       let wait = target - performance.now();
       // time to spare before the data is due: idle work first (e.g. the embedding copy's slices)
-      while (wait > 1.5 && this.idleWork?.()) wait = target - performance.now();
+      while (wait > 1.5 && this.runIdleWork()) wait = target - performance.now();
       if (wait > 2) await new Promise((resolve) => setTimeout(resolve, Math.floor(wait - 1.5)));
       // one promise and one callback for the whole stretch: a turn allocates only its Immediate
       // (a promise and an await per turn were ≈ 20 % of what survived scavenges on SwiftShader)
@@ -669,6 +669,16 @@ export class Recorder {
       throw e;
     }
     return p.finally(() => hooks.leave());
+  }
+
+  /** One call of idleWork; work that throws (e.g. a lost device) is dropped, not the wait. */
+  private runIdleWork(): boolean {
+    try {
+      return this.idleWork?.() ?? false;
+    } catch {
+      this.idleWork = null;
+      return false;
+    }
   }
 
   async flush(): Promise<void> {
