@@ -24,7 +24,7 @@ import type {
 import type { TensorSource } from '../../io/source.js';
 import type { GpuWaitHooks } from '../../platform.js';
 import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
-import { Recorder, SLOT, f32, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
+import { Recorder, SLOT, f32, whole, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
 import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
 import { dispatchDual, dispatchGrouped, Int4Variant, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
@@ -257,7 +257,7 @@ class WKV implements KVStore {
     readonly vm: GBuf | undefined,
   ) {
     this.width = heads * headDim;
-    this.binds = { k: { buf: k }, v: { buf: v }, km: km && { buf: km }, vm: vm && { buf: vm } };
+    this.binds = { k: whole(k), v: whole(v), km: km && whole(km), vm: vm && whole(vm) };
   }
   get bytes(): number {
     return this.k.size + this.v.size + (this.km?.size ?? 0) + (this.vm?.size ?? 0);
@@ -402,8 +402,8 @@ export class WebGpuBackend implements Backend {
     const a = this.pendingAdd;
     if (a) {
       this.pendingAdd = null;
-      if (a.x === a.y) this.ew('add_self', ['SELF'], a.n, [0, 0], { 1: { buf: a.x } });
-      else this.ew('add', [], a.n, [0, 0], { 1: { buf: a.x }, 2: { buf: a.y } });
+      if (a.x === a.y) this.ew('add_self', ['SELF'], a.n, [0, 0], { 1: whole(a.x) });
+      else this.ew('add', [], a.n, [0, 0], { 1: whole(a.x), 2: whole(a.y) });
     }
     const m = this.pendingMatmul;
     if (m) {
@@ -645,15 +645,15 @@ export class WebGpuBackend implements Backend {
     if (length <= 0) return;
     if (dstOffset + length > d.length || srcOffset + length > s.length) throw new ArgumentError('copy: range exceeds a buffer');
     if (d.g !== s.g) {
-      this.ew('copy', [], length, [dstOffset, srcOffset], { 1: { buf: d.g }, 2: { buf: s.g } });
+      this.ew('copy', [], length, [dstOffset, srcOffset], { 1: whole(d.g), 2: whole(s.g) });
     } else if (dstOffset === srcOffset) {
       return;
     } else if (Math.abs(dstOffset - srcOffset) >= length) {
-      this.ew('copy_self', ['SELF'], length, [dstOffset, srcOffset], { 1: { buf: d.g } });
+      this.ew('copy_self', ['SELF'], length, [dstOffset, srcOffset], { 1: whole(d.g) });
     } else {
       const tmp = this.scratchBuf('copy', 4 * length);
-      this.ew('copy', [], length, [0, srcOffset], { 1: { buf: tmp }, 2: { buf: s.g } });
-      this.ew('copy', [], length, [dstOffset, 0], { 1: { buf: d.g }, 2: { buf: tmp } });
+      this.ew('copy', [], length, [0, srcOffset], { 1: whole(tmp), 2: whole(s.g) });
+      this.ew('copy', [], length, [dstOffset, 0], { 1: whole(d.g), 2: whole(tmp) });
     }
   }
 
@@ -696,10 +696,10 @@ export class WebGpuBackend implements Backend {
     const params = [rows, s.width, slot, k.stride, k.offset, v.stride, v.offset, s.headDim, s.heads, 0, 0, 0];
     if (s.quant === 'f32') {
       const kern = this.hk('kv|F32', () => ({ file: 'kv', entry: 'main', defines: ['F32'], bindings: { 1: 'w', 2: 'w', 3: 'r', 6: 'r' } }));
-      this.rec.dispatch(kern, params, { 1: { buf: s.k }, 2: { buf: s.v }, 3: { buf: kb }, 6: { buf: vb } }, [Math.ceil((rows * s.width) / 256)]);
+      this.rec.dispatch(kern, params, { 1: whole(s.k), 2: whole(s.v), 3: whole(kb), 6: whole(vb) }, [Math.ceil((rows * s.width) / 256)]);
     } else {
       const kern = this.hk('kv|I8', () => ({ file: 'kv', entry: 'main', defines: ['I8'], bindings: { 1: 'w', 2: 'w', 3: 'r', 4: 'w', 5: 'w', 6: 'r' } }));
-      this.rec.dispatch(kern, params, { 1: { buf: s.k }, 2: { buf: s.v }, 3: { buf: kb }, 4: { buf: s.km! }, 5: { buf: s.vm! }, 6: { buf: vb } }, [rows, s.heads, 2]);
+      this.rec.dispatch(kern, params, { 1: whole(s.k), 2: whole(s.v), 3: whole(kb), 4: whole(s.km!), 5: whole(s.vm!), 6: whole(vb) }, [rows, s.heads, 2]);
     }
   }
 
@@ -735,7 +735,7 @@ export class WebGpuBackend implements Backend {
     const b = s.binds;
     const withQ = r.qOff >= 0;
     const params = [r.rows, s.width, r.slot, r.stride, r.kOff, r.vOff, withQ ? r.qOff : 0, s.headDim, s.heads, r.rope.rotaryDim / 2, r.rope.pos0, 0];
-    const bufs = { 1: { buf: r.x }, 2: { buf: r.table }, 3: b.k, 4: b.v, 5: b.km, 6: b.vm } as Record<number, BindRange>;
+    const bufs = { 1: whole(r.x), 2: whole(r.table), 3: b.k, 4: b.v, 5: b.km, 6: b.vm } as Record<number, BindRange>;
     const f = s.quant === 'f32';
     const kern = this.hk((1 << 20) + (f ? 0 : 1), () => ({
       file: 'rope_kv',
@@ -809,7 +809,7 @@ export class WebGpuBackend implements Backend {
       // the id never leaves the GPU: the gather reads it where argmax wrote it
       if (this.tokenSeq - tk.seq > TOKEN_SLOTS) throw new ArgumentError(`embedToken: the token ref is stale (more than ${TOKEN_SLOTS} argmaxToken calls since)`);
       for (const c of onGpu) {
-        this.rec.dispatch(kern, [1, t.dim, c.row0, c.rows, t.wordsPerRow, 0, 0, 0], { 1: { buf: o.g, size: 4 * t.dim }, 2: { buf: c.g }, 3: { buf: this.tokens!, offset: tk.at, size: 16 } }, groups);
+        this.rec.dispatch(kern, [1, t.dim, c.row0, c.rows, t.wordsPerRow, 0, 0, 0], { 1: { buf: o.g, size: 4 * t.dim }, 2: whole(c.g), 3: { buf: this.tokens!, offset: tk.at, size: 16 } }, groups);
       }
       return;
     }
@@ -832,7 +832,7 @@ export class WebGpuBackend implements Backend {
       },
       (e: Error) => this.rec.abortDeferred(e),
     );
-    this.rec.dispatch(kern, [1, t.dim, 0, 1, t.wordsPerRow, 0, 0, 0], { 1: { buf: o.g, size: 4 * t.dim }, 2: { buf: row }, 3: { buf: idBuf } }, groups);
+    this.rec.dispatch(kern, [1, t.dim, 0, 1, t.wordsPerRow, 0, 0, 0], { 1: { buf: o.g, size: 4 * t.dim }, 2: whole(row), 3: whole(idBuf) }, groups);
   }
 
   /**
@@ -940,7 +940,7 @@ export class WebGpuBackend implements Backend {
         this.rec.dispatch(
           kern,
           [n, t.dim, 0, n, t.wordsPerRow, 0, 0, 0],
-          { 1: { buf: o.g, offset: 4 * r0 * t.dim, size: 4 * n * t.dim }, 2: { buf: g } },
+          { 1: { buf: o.g, offset: 4 * r0 * t.dim, size: 4 * n * t.dim }, 2: whole(g) },
           [Math.ceil((n * t.dim) / 256)],
           [at],
         );
@@ -954,7 +954,7 @@ export class WebGpuBackend implements Backend {
         this.rec.dispatch(
           kern,
           [n, t.dim, c.row0, c.rows, t.wordsPerRow, 0, 0, 0],
-          { 1: { buf: o.g, offset: 4 * r0 * t.dim, size: 4 * n * t.dim } , 2: { buf: c.g } },
+          { 1: { buf: o.g, offset: 4 * r0 * t.dim, size: 4 * n * t.dim } , 2: whole(c.g) },
           [Math.ceil((n * t.dim) / 256)],
           [at],
         );
@@ -995,8 +995,8 @@ export class WebGpuBackend implements Backend {
       values: { WG: wgSize },
       bindings: (fuse ? { 1: 'w', 2: 'r', 3: 'w', 4: 'r' } : inplace ? { 1: 'w', 2: 'r' } : { 1: 'w', 2: 'r', 3: 'r' }) as Record<number, BindKind>,
     }));
-    const bufs: Record<number, BindRange> = { 1: { buf: og }, 2: { buf: wg }, 3: { buf: xg } };
-    if (y) bufs[4] = { buf: y };
+    const bufs: Record<number, BindRange> = { 1: whole(og), 2: whole(wg), 3: whole(xg) };
+    if (y) bufs[4] = whole(y);
     this.rec.dispatch(kern, [cols, f32(eps), 0, 0], bufs, [rows], [], fuse ? 'add+rmsnorm' : kern.label);
   }
 
@@ -1043,7 +1043,7 @@ export class WebGpuBackend implements Backend {
     if (w instanceof WGptq) {
       if (w.perm) {
         const xp = this.scratchBuf('act-order x', 4 * rows * K);
-        this.ew('gather_cols', ['GATHER'], rows * K, [0, 0, 0, K], { 1: { buf: xp }, 2: { buf: xi }, 3: { buf: w.perm } });
+        this.ew('gather_cols', ['GATHER'], rows * K, [0, 0, 0, K], { 1: whole(xp), 2: whole(xi), 3: whole(w.perm) });
         xi = xp;
       }
       if (rows === 1 && w.rowsPerGroup > 0 && !this.variant.rowTable) {
@@ -1057,7 +1057,7 @@ export class WebGpuBackend implements Backend {
           this.rec.dispatch(
             kern,
             [w.R, w.G, N, c.tile0, hasBias, 0, w.rowsPerGroup, 0],
-            { 1: { buf: o.g }, 2: { buf: c.qw }, 3: { buf: c.sz }, 4: { buf: w.rowGroup }, 5: { buf: xi }, 6: { buf: biasBuf } },
+            { 1: whole(o.g), 2: whole(c.qw), 3: whole(c.sz), 4: whole(w.rowGroup), 5: whole(xi), 6: whole(biasBuf) },
             [c.tiles],
             [],
             `gemv_int4 ${K}x${N}`,
@@ -1071,7 +1071,7 @@ export class WebGpuBackend implements Backend {
           this.rec.dispatch(
             kern,
             [rows, K, N, n0, nChunk, w.R, w.G, 0, hasBias, 0, 0, 0],
-            { 1: { buf: o.g }, 2: { buf: c.qw }, 3: { buf: xi }, 4: { buf: biasBuf }, 5: { buf: c.sz }, 6: { buf: w.rowGroup } },
+            { 1: whole(o.g), 2: whole(c.qw), 3: whole(xi), 4: whole(biasBuf), 5: whole(c.sz), 6: whole(w.rowGroup) },
             [Math.ceil(nChunk / 64), Math.ceil(rows / 64)],
             [],
             `gemm_int4 ${K}x${N}`,
@@ -1095,7 +1095,7 @@ export class WebGpuBackend implements Backend {
         this.rec.dispatch(
           kern,
           [K, d.wpr / 4, c.rows, c.row0, hasBias, 0, 0, 0],
-          { 1: { buf: o.g }, 2: { buf: c.g }, 3: { buf: xi }, 4: { buf: biasBuf } },
+          { 1: whole(o.g), 2: whole(c.g), 3: whole(xi), 4: whole(biasBuf) },
           [Math.ceil(c.rows / (rowLoop ? 64 : 4))],
           [],
           this.rec.profilingOn ? `gemv_${d.enc.toLowerCase()} ${K}x${N}` : undefined,
@@ -1108,7 +1108,7 @@ export class WebGpuBackend implements Backend {
         this.rec.dispatch(
           kern,
           [rows, K, N, c.row0, c.rows, 0, 0, d.wpr, hasBias, 0, 0, 0],
-          { 1: { buf: o.g }, 2: { buf: c.g }, 3: { buf: xi }, 4: { buf: biasBuf } },
+          { 1: whole(o.g), 2: whole(c.g), 3: whole(xi), 4: whole(biasBuf) },
           [Math.ceil(c.rows / 64), Math.ceil(rows / 64)],
           [],
           `gemm_${d.enc.toLowerCase()} ${K}x${N}`,
@@ -1164,7 +1164,7 @@ export class WebGpuBackend implements Backend {
     const kern = this.hk('rope', () => ({ file: 'rope', entry: 'main', bindings: { 1: 'w', 2: 'r' } }));
     const one = (r: PendingRope, heads: number) => {
       const half = r.p.rotaryDim / 2;
-      this.rec.dispatch(kern, [r.rows, heads, r.p.headDim, half, r.x.stride, r.x.offset, r.p.pos0, 0], { 1: { buf: (r.x.buf as WBuf).g }, 2: { buf: r.table } }, [
+      this.rec.dispatch(kern, [r.rows, heads, r.p.headDim, half, r.x.stride, r.x.offset, r.p.pos0, 0], { 1: { buf: (r.x.buf as WBuf).g }, 2: whole(r.table) }, [
         Math.ceil((r.rows * heads * half) / 256),
       ]);
     };
@@ -1208,7 +1208,7 @@ export class WebGpuBackend implements Backend {
     // (with ROPEKV q|k|v and the cache are written too: 2 and 5..8 read-write, 9 the rope table)
     const kvKinds = (m: 'r' | 'w'): Record<number, 'r' | 'w'> => (s.km ? { 5: m, 6: m, 7: m, 8: m } : { 5: m, 6: m });
     const b = s.binds;
-    const bufs = { 1: { buf: o.g }, 2: { buf: qb }, 3: { buf: lg }, 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? { buf: rk.table } : undefined } as Record<number, BindRange>;
+    const bufs = { 1: whole(o.g), 2: whole(qb), 3: whole(lg), 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? whole(rk.table) : undefined } as Record<number, BindRange>;
     // the access mode of q and of the cache (ROPEKV writes both)
     const values = (acc: 'read' | 'read_write') => ({ HD, ACC: acc });
     if (p.rows === 1) {
@@ -1241,7 +1241,7 @@ export class WebGpuBackend implements Backend {
       }
       // partials sized for the whole store at once (a regrown buffer means new bind groups mid-run)
       const partials = this.scratchBuf('attention partials', 4 * p.heads * Math.max(nChunks, Math.ceil(s.capacity / ATT_CHUNK)) * (HD + 2));
-      bufs[4] = { buf: partials };
+      bufs[4] = whole(partials);
       this.rec.dispatch(part, params, bufs, [nChunks, p.heads]);
       const combine = this.hk((1 << 19) + HD, () => ({
         file: 'attention',
@@ -1282,10 +1282,10 @@ export class WebGpuBackend implements Backend {
     this.settle();
     if (n <= 0) return;
     if (n > out.length || n > a.length || n > b.length) throw new ArgumentError('swiglu: n exceeds a buffer');
-    if (o === ag && o === bg) this.ew('swiglu_self', ['SELF'], n, [0, 0, 0], { 1: { buf: o } });
-    else if (o === ag) this.ew('swiglu_da', [], n, [0, 0, 0], { 1: { buf: o }, 2: { buf: bg } });
-    else if (o === bg) this.ew('swiglu_db', [], n, [0, 0, 0], { 1: { buf: o }, 2: { buf: ag } });
-    else this.ew('swiglu', ['TWO'], n, [0, 0, 0], { 1: { buf: o }, 2: { buf: ag }, 3: { buf: bg } });
+    if (o === ag && o === bg) this.ew('swiglu_self', ['SELF'], n, [0, 0, 0], { 1: whole(o) });
+    else if (o === ag) this.ew('swiglu_da', [], n, [0, 0, 0], { 1: whole(o), 2: whole(bg) });
+    else if (o === bg) this.ew('swiglu_db', [], n, [0, 0, 0], { 1: whole(o), 2: whole(ag) });
+    else this.ew('swiglu', ['TWO'], n, [0, 0, 0], { 1: whole(o), 2: whole(ag), 3: whole(bg) });
   }
 
   add(x: Buf, y: Buf, n: number): void {
@@ -1318,9 +1318,9 @@ export class WebGpuBackend implements Backend {
     const cand = this.scratchBuf('select candidates', 8 * parts);
     const res = this.scratchBuf('select result', 8);
     const k1 = this.hk('argmax', () => ({ file: 'select', entry: 'argmax', defines: ['ARGMAX'], bindings: { 1: 'w', 2: 'r' } }));
-    this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
+    this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: whole(cand), 2: whole(xb.g) }, [parts]);
     const k2 = this.hk('argmax|final', () => ({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } }));
-    this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: { buf: res }, 2: { buf: cand, size: 8 * parts } }, [1]);
+    this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: whole(res), 2: { buf: cand, size: 8 * parts } }, [1]);
     return new Uint32Array(await this.rec.readBytes(res, 0, 4))[0];
   }
 
@@ -1334,7 +1334,7 @@ export class WebGpuBackend implements Backend {
     const at = (seq % TOKEN_SLOTS) * SLOT;
     this.tokens ??= this.buffer(TOKEN_SLOTS * SLOT, 'device tokens', 'act');
     const k1 = this.hk('argmax', () => ({ file: 'select', entry: 'argmax', defines: ['ARGMAX'], bindings: { 1: 'w', 2: 'r' } }));
-    this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
+    this.rec.dispatch(k1, [n, offset, chunk, parts, 1, f32(Infinity), 0, 0], { 1: whole(cand), 2: whole(xb.g) }, [parts]);
     const k2 = this.hk('argmax|final', () => ({ file: 'select', entry: 'argmax', defines: ['ARGMAX', 'FINAL'], bindings: { 1: 'w', 2: 'r' } }));
     this.rec.dispatch(k2, [parts, 0, parts, 1, 1, f32(Infinity), 0, 0], { 1: { buf: this.tokens, offset: at, size: 8 }, 2: { buf: cand, size: 8 * parts } }, [1]);
     return new WToken(this, seq, at, this.rec.readLater(this.tokens, at, 4, true));
@@ -1371,10 +1371,10 @@ export class WebGpuBackend implements Backend {
     const cand = this.scratchBuf('select candidates', 8 * parts * k);
     const res = this.scratchBuf('select result', 8 * k);
     const k1 = this.k({ file: 'select', entry: 'topk', defines: ['TOPK'], bindings: { 1: 'w', 2: 'r' } });
-    this.rec.dispatch(k1, [n, offset, chunk, parts, k, f32(Infinity), 0, 0], { 1: { buf: cand }, 2: { buf: xb.g } }, [parts]);
+    this.rec.dispatch(k1, [n, offset, chunk, parts, k, f32(Infinity), 0, 0], { 1: whole(cand), 2: whole(xb.g) }, [parts]);
     const k2 = this.k({ file: 'select', entry: 'topk', defines: ['TOPK', 'FINAL'], bindings: { 1: 'w', 2: 'r' } });
     const m = parts * k;
-    this.rec.dispatch(k2, [m, 0, m, 1, k, f32(Infinity), 0, 0], { 1: { buf: res }, 2: { buf: cand, size: 8 * m } }, [1]);
+    this.rec.dispatch(k2, [m, 0, m, 1, k, f32(Infinity), 0, 0], { 1: whole(res), 2: { buf: cand, size: 8 * m } }, [1]);
     const raw = await this.rec.readBytes(res, 0, 8 * k);
     const ids = new Int32Array(raw, 0, k).slice();
     const values = new Float32Array(raw, 4 * k, k).slice();

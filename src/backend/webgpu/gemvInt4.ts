@@ -6,7 +6,7 @@
 import { ArgumentError } from '../../errors.js';
 import type { WGptq } from './backend.js';
 import type { KernelSpec } from './kernels.js';
-import { f32, type BindKind, type BindRange, type GBuf, type Kernel, type Recorder } from './recorder.js';
+import { f32, whole, type BindKind, type BindRange, type GBuf, type Kernel, type Recorder } from './recorder.js';
 
 /** A one-row int4 GEMV held back for fusion (see the backend's settle). */
 export interface HeldGemv {
@@ -191,16 +191,16 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
   const c2 = b.w.chunks[0];
   // one literal with every binding the kernel may have (a fast-mode object: no keys added later)
   const bufs = {
-    1: { buf: a.out },
-    2: { buf: c1.qw },
-    3: { buf: c1.sz },
-    5: norm ? undefined : { buf: a.x },
-    8: { buf: c2.qw },
-    9: { buf: c2.sz },
-    10: { buf: b.out },
-    11: norm && { buf: norm.x },
-    12: norm && { buf: norm.w },
-    13: norm && { buf: norm.out },
+    1: whole(a.out),
+    2: whole(c1.qw),
+    3: whole(c1.sz),
+    5: norm ? undefined : whole(a.x),
+    8: whole(c2.qw),
+    9: whole(c2.sz),
+    10: whole(b.out),
+    11: norm && whole(norm.x),
+    12: norm && whole(norm.w),
+    13: norm && whole(norm.out),
   } as Record<number, BindRange>;
   ctx.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}` : undefined);
 }
@@ -252,16 +252,16 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
   for (const c of w.chunks) {
     // one literal with every binding the kernel may have (a fast-mode object: no keys added later)
     const bufs = {
-      1: { buf: out },
-      2: { buf: c.qw },
-      3: { buf: c.sz },
-      5: norm ? undefined : { buf: x },
-      6: { buf: bias },
-      7: sw && { buf: sw },
-      11: norm && { buf: norm.x },
-      12: norm && { buf: norm.w },
-      13: norm && { buf: norm.out },
-      14: resid && { buf: resid },
+      1: whole(out),
+      2: whole(c.qw),
+      3: whole(c.sz),
+      5: norm ? undefined : whole(x),
+      6: whole(bias),
+      7: sw && whole(sw),
+      11: norm && whole(norm.x),
+      12: norm && whole(norm.w),
+      13: norm && whole(norm.out),
+      14: resid && whole(resid),
     } as Record<number, BindRange>;
     ctx.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c.tiles], [], label);
   }

@@ -21,6 +21,8 @@ export interface GBuf {
   readonly id: number;
   readonly buffer: GPUBuffer;
   readonly size: number;
+  /** its whole-buffer binding range, made on first use (see whole) */
+  range: BindRange | undefined;
 }
 
 export type BindKind = 'r' | 'w' | 'rd';
@@ -62,6 +64,15 @@ export interface BindRange {
   buf: GBuf;
   offset?: number;
   size?: number;
+}
+
+/**
+ * The binding range of all of g, one object per buffer: the dispatchers bind whole buffers a few
+ * hundred times a decode step, and a literal each time was garbage for the GC (ranges are only
+ * read by the bind-group lookup, never kept).
+ */
+export function whole(g: GBuf): BindRange {
+  return (g.range ??= { buf: g });
 }
 
 /** Bytes of one parameter slot (minUniformBufferOffsetAlignment is at most 256). */
@@ -205,7 +216,7 @@ export class Recorder {
     this.checkAlive();
     const bytes = Math.max(16, Math.ceil(size / 16) * 16);
     const buffer = this.device.createBuffer({ size: bytes, usage, label, mappedAtCreation: mapped });
-    return { id: this.nextId++, buffer, size: bytes };
+    return { id: this.nextId++, buffer, size: bytes, range: undefined };
   }
 
   /** Destroys a buffer once no recorded command can still reference it. */
@@ -429,7 +440,10 @@ export class Recorder {
   dispatch(k: Kernel, params: readonly Param[], bufs: Record<number, BindRange>, groups: [number, number?, number?], dyn: readonly number[] = NO_OFFSETS, label: string = k.label): void {
     const at = this.params(params);
     const bg = this.bindGroup(k, bufs);
-    let [x, y = 1, z = 1] = groups;
+    // (indexed, not destructured: destructuring runs the array iterator, an allocation a dispatch)
+    let x = groups[0];
+    let y = groups[1] ?? 1;
+    const z = groups[2] ?? 1;
     if (x === 0 || y === 0 || z === 0) return;
     if (x > 65535) {
       if (y !== 1) throw new BackendError(`webgpu: grid ${x}×${y} too large for ${k.label}`);
