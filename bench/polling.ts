@@ -5,11 +5,12 @@
  *
  *   node dist/bench/polling.js --model synthetic:tiny-int4 --tokens 200 --throttle 0,0.025,0.05
  */
-import { PerformanceObserver, constants as perf } from 'node:perf_hooks';
+import { constants as perf } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../bindings/node/index.js';
 import type { PatientPolling } from '../bindings/node/patientPolling.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/backend.js';
+import { watchGc } from './gc.js';
 import { appendJsonl } from './jsonl.js';
 
 const { values } = parseArgs({
@@ -27,11 +28,7 @@ const model = await loadModel(values.model, { backend: 'webgpu', kvCache: { quan
 const hooks = (model.backend as WebGpuBackend).rec.waitHooks as PatientPolling | undefined;
 if (!hooks || !('throttleMs' in hooks)) throw new Error('the backend has no patient-polling wait hooks (Node platform expected)');
 
-const gcs: { kind: number; ms: number }[] = [];
-const obs = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcs.push({ kind: (e as { detail?: { kind?: number } }).detail?.kind ?? 0, ms: e.duration });
-});
-obs.observe({ entryTypes: ['gc'] });
+const { gcs, obs } = watchGc();
 
 const settings = values.throttle!.split(',').map(Number);
 for (const throttle of [...settings, ...settings]) {

@@ -9,7 +9,8 @@
  * Prints one JSON line per row and a table at the end.
  */
 import { parseArgs } from 'node:util';
-import { PerformanceObserver, constants as perf } from 'node:perf_hooks';
+import { constants as perf } from 'node:perf_hooks';
+import { gcBetween, watchGc } from './gc.js';
 import { appendJsonl } from './jsonl.js';
 import { cpus } from 'node:os';
 import { loadModel, nodePlatform } from '../bindings/node/index.js';
@@ -78,28 +79,6 @@ function ids(n: number, salt: number): number[] {
 }
 
 const greedy = { doSample: false, repetitionPenalty: 1, stopTokenIds: [] as number[] };
-
-/** GC pauses as they happen (PerformanceObserver 'gc' entries arrive asynchronously). */
-function watchGc() {
-  const gcs: { start: number; ms: number; kind: number }[] = [];
-  const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) gcs.push({ start: e.startTime, ms: e.duration, kind: (e as { detail?: { kind?: number } }).detail?.kind ?? 0 });
-  });
-  obs.observe({ entryTypes: ['gc'] });
-  return { gcs, obs };
-}
-/** Node's GC kinds ('major' = Mark-Compact, 'incremental' = an incremental-marking step). */
-const GC_KINDS: Record<number, string> = {
-  [perf.NODE_PERFORMANCE_GC_MINOR]: 'minor',
-  [perf.NODE_PERFORMANCE_GC_MAJOR]: 'major',
-  [perf.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
-  [perf.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
-};
-/** ms of GC pauses that began in [a, b), and their kinds (GC_KINDS). */
-function gcBetween(gcs: { start: number; ms: number; kind: number }[], a: number, b: number): string {
-  const inside = gcs.filter((g) => g.start >= a && g.start < b);
-  return inside.map((g) => `${GC_KINDS[g.kind] ?? g.kind}:${g.ms.toFixed(1)}`).join(' ');
-}
 
 /**
  * Decode tok/s after a prefill of `context` tokens (context 0 = a one-token prompt), and the
