@@ -41,9 +41,9 @@ export function patientPolling(patienceMs = 3, throttleMs = 0): PatientPolling {
   let lastTick = 0;
   let outer: SetImmediate | undefined;
   const patient: SetImmediate = (fn, ...args) => {
-    const now = performance.now();
     if (!isDawnTick(fn)) return outer!(fn, ...args);
     hooks.ticks++;
+    const now = performance.now();
     if (now - since > hooks.patienceMs) return setTimeout(fn, 1, ...args);
     if (hooks.throttleMs <= 0 || now - lastTick >= hooks.throttleMs) {
       lastTick = now;

@@ -57,7 +57,8 @@ export interface WebGpuOptions {
    * gathered rows (a table is only ever read by row: Qwen-14B's fp16 wte would be 1.56 GB of GPU
    * memory, which its 10 GB budget for encoding 2048 tokens does not have). A table on the GPU lets
    * greedy decoding run step after step without waiting for the host (the token's row is gathered
-   * on the GPU); from host memory each step's row upload waits for the token's readback.
+   * on the GPU); from host memory each step's row upload waits for the token's readback, until
+   * the table's copy (embeddingMirror) is whole.
    * Default 1 GiB (Qwen-1.8B's 622 MB table on the GPU; 7B's and 14B's on the host); 0 keeps
    * every table on the host, Infinity none.
    */
@@ -229,6 +230,8 @@ interface EmbeddingMirror {
   checking: boolean;
   /** the device had no memory for it: the table stays on the host */
   failed: boolean;
+  /** the copy's next step, as the recorder's idle work (one closure per table, not per token) */
+  step: () => boolean;
 }
 
 /** A token id in slot `at` of the device tokens buffer (argmaxToken). */
@@ -842,11 +845,11 @@ export class WebGpuBackend implements Backend {
    */
   private mirrored(t: WEmbedding): DenseChunk[] | undefined {
     if (!this.embeddingMirror || !t.host) return undefined;
-    const m = (t.mirror ??= { chunks: [], rows: 0, checking: false, failed: false });
+    const m = (t.mirror ??= { chunks: [], rows: 0, checking: false, failed: false, step: () => this.mirrorStep(t) });
     if (m.rows === t.rows) return m.chunks;
     if (m.failed) return undefined;
-    if (this.rec.pacedReadback) this.rec.idleWork = () => this.mirrorStep(t);
-    else this.mirrorStep(t);
+    if (this.rec.pacedReadback) this.rec.idleWork = m.step;
+    else m.step();
     return undefined;
   }
 
@@ -854,7 +857,7 @@ export class WebGpuBackend implements Backend {
   private mirrorStep(t: WEmbedding): boolean {
     const m = t.mirror!;
     if (this.disposed || m.failed || m.rows === t.rows) {
-      if (this.rec.idleWork) this.rec.idleWork = null;
+      if (this.rec.idleWork === m.step) this.rec.idleWork = null;
       return false;
     }
     if (m.checking) return false;
@@ -1164,7 +1167,7 @@ export class WebGpuBackend implements Backend {
     const kern = this.hk('rope', () => ({ file: 'rope', entry: 'main', bindings: { 1: 'w', 2: 'r' } }));
     const one = (r: PendingRope, heads: number) => {
       const half = r.p.rotaryDim / 2;
-      this.rec.dispatch(kern, [r.rows, heads, r.p.headDim, half, r.x.stride, r.x.offset, r.p.pos0, 0], { 1: { buf: (r.x.buf as WBuf).g }, 2: whole(r.table) }, [
+      this.rec.dispatch(kern, [r.rows, heads, r.p.headDim, half, r.x.stride, r.x.offset, r.p.pos0, 0], { 1: whole((r.x.buf as WBuf).g), 2: whole(r.table) }, [
         Math.ceil((r.rows * heads * half) / 256),
       ]);
     };
