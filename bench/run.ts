@@ -19,6 +19,7 @@ import type { PatientPolling } from '../bindings/node/patientPolling.js';
 import type { QwenModel } from '../src/model/model.js';
 import { readProbe } from './probe.js';
 import type { WebGpuBackend } from '../src/backend/webgpu/backend.js';
+import { DEFAULT_INT4_VARIANT } from '../src/backend/webgpu/gemvInt4.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,11 +42,12 @@ const { values } = parseArgs({
     'pace-mode': { type: 'string', default: '' },
     // WebGPU in Node: patient polling's throttle (ms) per value (A/B in one process), e.g. 0,0.025
     'poll-throttle': { type: 'string', default: '' },
+    // WebGPU: decode per one-row int4 GEMV variant (WebGpuOptions.int4Variant; '+' for its commas)
+    'int4-variant': { type: 'string', default: '' },
     // WebGPU: decode per WebGpuOptions.attnKeyLanes value (A/B in one process), e.g. 1,4
     'attn-lanes': { type: 'string', default: '' },
     // WebGPU: decode attention with WebGpuOptions.subgroups off and on (A/B in one process), e.g. 0,1
     subgroups: { type: 'string', default: '' },
-    'int4-variant': { type: 'string' },
     // WebGPU: every embedding table in GPU memory (WebGpuOptions.hostEmbeddingBytes = Infinity)
     'gpu-embedding': { type: 'boolean', default: false },
   },
@@ -71,6 +73,8 @@ const knobs: { flag: string; out: string; set: (b: WebGpuBackend, v: string) => 
   { flag: 'subgroups', out: 'subgroups', set: (b, v) => (b.useSubgroups = v === '1'), show: (v) => v === '1' },
   { flag: 'pace-mode', out: 'pace_mode', set: (b, v) => (b.rec.paceMode = v as 'early' | 'near'), show: String },
   // (Node's patient polling: Dawn's ticks at most one per this many ms before its patience runs out)
+  // (the int4 GEMV variant, '+' for its commas: --int4-variant default,Q1+RB2+GS64+PF+SU+ID)
+  { flag: 'int4-variant', out: 'int4_variant', set: (b, v) => (b.int4Variant = v === 'default' ? DEFAULT_INT4_VARIANT : v.replace(/\+/g, ',')), show: String },
   { flag: 'poll-throttle', out: 'poll_throttle_ms', set: (b, v) => ((b.rec.waitHooks as PatientPolling).throttleMs = Number(v)), show: Number },
 ];
 
@@ -310,8 +314,6 @@ for (const source of values.models!.split(',')) {
   const chosen = backend === 'webgpu' && values['gpu-embedding'] ? await gpuEmbeddingBackend() : backend;
   const model = await loadModel(source, { backend: chosen, threads, kvCache: { quant: kvQuant } });
   const loadS = (performance.now() - t0) / 1000;
-  // benchmarks: another one-row int4 GEMV variant (WebGpuOptions.int4Variant)
-  if (values['int4-variant'] !== undefined && backend === 'webgpu') (model.backend as WebGpuBackend).int4Variant = values['int4-variant'];
   // prefill: a fresh prompt of promptLen tokens
   model.reset();
   const tp = performance.now();

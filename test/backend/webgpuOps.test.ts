@@ -652,6 +652,148 @@ describe('webgpu: matmul', () => {
     }
   });
 
+  describe('integer int4 GEMV (ID variants): the input quantised per group to 16 bits, dp4a math', () => {
+    /**
+     * Per output column, the most the input's quantisation can move y: Σ_k (s_g(k) / 2)·|W[k, c]|
+     * with s_g = max over k's group of |v| / 32767 (v the quantised values), times `factor`.
+     */
+    function quantBound(v: Float32Array, W: Float32Array, K: number, N: number, gs: number, factor = 1): Float64Array {
+      const b = new Float64Array(N);
+      for (let g = 0; g < K / gs; g++) {
+        let m = 0;
+        for (let k = g * gs; k < (g + 1) * gs; k++) m = Math.max(m, Math.abs(v[k]));
+        const half = m / 32767 / 2;
+        for (let k = g * gs; k < (g + 1) * gs; k++) for (let c = 0; c < N; c++) b[c] += half * Math.abs(W[k * N + c]) * factor;
+      }
+      return b;
+    }
+    /** |got − want| within the quantisation bound plus f32 accumulation (1e-5 relative, as the f32 kernels) */
+    function expectWithin(got: Float32Array, want: ArrayLike<number>, bound: ArrayLike<number>, what: string): void {
+      for (let c = 0; c < got.length; c++) {
+        const d = Math.abs(got[c] - want[c]);
+        if (!(d <= bound[c] + 1e-5 * Math.max(1, Math.abs(want[c])))) expect.fail(`${what}: column ${c}: |${got[c]} − ${want[c]}| = ${d} > bound ${bound[c]}`);
+      }
+    }
+    const silu = (v: number) => v / (1 + Math.exp(-v));
+
+    it('grouped kernel (plain, swiglu and residual epilogues are the f32 ones): one quantisation dispatch, within the bound', async () => {
+      // K 288 in groups of 48 (6 word rows: RB8 falls back to 4-row units), K 1024 in groups of 128
+      for (const [K, N, gs] of [
+        [288, 56, 48],
+        [1024, 40, 128],
+      ]) {
+        const c = makeGptq(K, N, gs, 91 + K, {});
+        const src = gptqSource(c, randoms(N, 92, 0.3));
+        const x = randoms(K, 93, 1);
+        // columns 0..4 of x large: a group whose scale an outlier sets
+        for (let k = 0; k < 5; k++) x[k] *= 40;
+        const want = await (async () => {
+          const l = await ref.uploadLinear(src, at);
+          const y = ref.alloc(N, at);
+          ref.matmul(y, put(ref, x), l, 1);
+          return ref.read(y, 0, N);
+        })();
+        const bound = quantBound(x, c.dequant, K, N, gs);
+        const initial = gpu.int4Variant;
+        try {
+          for (const v of ['Q1,RB2,GS64,PF,SU,ID', 'Q1,RB2,GS8,PF,ID', 'Q1,RB8,GS8,PF,SU,ID', 'Q1,GS8,PF2,ID', 'Q1,RB2,GS64,PF2,EL,SU,ID']) {
+            gpu.int4Variant = v;
+            const l = await gpu.uploadLinear(src, at);
+            const y = gpu.alloc(N, at);
+            const d0 = gpu.rec.dispatches;
+            gpu.matmul(y, put(gpu, x), l, 1);
+            const got = await gpu.read(y, 0, N);
+            // integer math only where the prefetch pipeline's whole units fit the groups (6 word rows:
+            // 2-row units; 4- and 8-row ones fall back to the f32 kernel, one dispatch)
+            const rows = v.includes('RB2') ? 2 : 4;
+            expect(gpu.rec.dispatches - d0, `variant '${v}' K ${K}: quantisation + GEMV`).toBe((gs / 8) % rows === 0 ? 2 : 1);
+            expectWithin(got, want, bound, `variant '${v}' K ${K}`);
+          }
+        } finally {
+          gpu.int4Variant = initial;
+        }
+      }
+    });
+
+    it('dual w1+w2 kernel and the RMSNorm prologue (x·γ quantised, the norm factor applied after), ragged units too', async () => {
+      for (const [K, N, gs] of [
+        [288, 56, 48],
+        [280, 24, 40],
+        [1024, 40, 128],
+      ]) {
+        const c1 = makeGptq(K, N, gs, 101 + K, {});
+        const c2 = makeGptq(K, N, gs, 102 + K, {});
+        const lnv = randoms(K, 104, 1);
+        const ln = floatTensor('ln.weight', 'F16', [K], lnv);
+        const x = randoms(K, 103, 2);
+        const eps = 1e-6;
+        // v = x·γ (γ as stored in f16), factor = the norm's 1 / rms(x)
+        let ss = 0;
+        for (const t of x) ss += t * t;
+        const inv = 1 / Math.sqrt(ss / K + eps);
+        const v = Float32Array.from(x, (t, k) => t * ln.stored[k]);
+        const run = async (b: Backend, norm: boolean) => {
+          const w1 = await b.uploadLinear(gptqSource(c1), at);
+          const w2 = await b.uploadLinear(gptqSource(c2), at);
+          let xb = put(b, x);
+          if (norm) {
+            const g = await b.uploadVector(ln.src, at);
+            const o = b.alloc(K, at);
+            b.rmsNorm(o, xb, g, 1, eps);
+            xb = o;
+          }
+          const h1 = b.alloc(N, at);
+          const h2 = b.alloc(N, at);
+          b.matmul(h1, xb, w1, 1);
+          b.matmul(h2, xb, w2, 1);
+          b.swiglu(h1, h1, h2, N);
+          return { h1: await b.read(h1, 0, N), h2: await b.read(h2, 0, N) };
+        };
+        // the layer's start: RMSNorm then one GEMV (the grouped kernel with the norm prologue)
+        const start = async (b: Backend) => {
+          const w1 = await b.uploadLinear(gptqSource(c1), at);
+          const g = await b.uploadVector(ln.src, at);
+          const o = b.alloc(K, at);
+          const y = b.alloc(N, at);
+          b.rmsNorm(o, put(b, x), g, 1, eps);
+          b.matmul(y, o, w1, 1);
+          return { y: await b.read(y, 0, N), normed: await b.read(o, 0, K) };
+        };
+        const initial = gpu.int4Variant;
+        try {
+          for (const norm of [false, true]) {
+            const want = await run(ref, norm);
+            const w1x = want.h1.map((t, i) => t / silu(want.h2[i]));
+            const b1 = quantBound(norm ? v : x, c1.dequant, K, N, gs, norm ? inv : 1);
+            const b2 = quantBound(norm ? v : x, c2.dequant, K, N, gs, norm ? inv : 1);
+            // h1 = y1·silu(y2): |Δh1| ≤ |Δy1|·|silu(y2)| + |y1|·1.1·|Δy2| (|silu'| < 1.1)
+            const bh1 = Float64Array.from(b1, (t, i) => t * (Math.abs(silu(want.h2[i])) + 1.1 * b2[i]) + Math.abs(w1x[i]) * 1.1 * b2[i]);
+            for (const vr of ['Q1,ID', 'Q1,DRB2,DPF,DGS8,ID', 'Q1,SU,DPF,ID', 'Q1,DPF,DGS8,EL,ID', 'Q1,RB2,GS64,PF,SU,ID']) {
+              gpu.int4Variant = vr;
+              const d0 = gpu.rec.dispatches;
+              const got = await run(gpu, norm);
+              expect(gpu.rec.dispatches - d0, `variant '${vr}' K ${K} norm ${norm}: quantisation + one dual dispatch`).toBe(2);
+              expectWithin(got.h2, want.h2, b2, `variant '${vr}' K ${K} norm ${norm}: w2(x)`);
+              expectWithin(got.h1, want.h1, bh1, `variant '${vr}' K ${K} norm ${norm}: w1(x)·silu(w2(x))`);
+            }
+          }
+          const want = await start(ref);
+          const bound = quantBound(v, c1.dequant, K, N, gs, inv);
+          for (const vr of ['Q1,RB2,GS64,PF,SU,ID', 'Q1,RB2,GS8,PF,EL,ID', 'Q1,RB2,GS8,PF2,SU,ID']) {
+            gpu.int4Variant = vr;
+            const d0 = gpu.rec.dispatches;
+            const got = await start(gpu);
+            expect(gpu.rec.dispatches - d0, `variant '${vr}' K ${K}: quantisation + GEMV with the norm prologue`).toBe((gs / 8) % 2 === 0 ? 2 : 1);
+            expectWithin(got.y, want.y, bound, `variant '${vr}' K ${K}: norm + GEMV`);
+            expect(relErr(got.normed, want.normed), `variant '${vr}' K ${K}: the norm's output`).toBeLessThan(1e-5);
+          }
+        } finally {
+          gpu.int4Variant = initial;
+        }
+      }
+    });
+  });
+
   it('rejects g_idx whose groups are not multiples of 8 rows', async () => {
     const c = makeGptq(64, 8, 32, 5, {});
     const gIdx = new Int32Array(64);

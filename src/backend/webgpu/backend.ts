@@ -27,7 +27,7 @@ import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
 import { Recorder, SLOT, f32, whole, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
 import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
-import { dispatchDual, dispatchGrouped, Int4Variant, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
+import { DEFAULT_INT4_VARIANT, dispatchDual, dispatchGrouped, Int4Variant, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
 
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 /** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
@@ -353,6 +353,7 @@ export class WebGpuBackend implements Backend {
       get variant() {
         return self.variant;
       },
+      scratch: (name, bytes) => this.scratchBuf(name, bytes),
     };
     const lim = device.limits;
     const max = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
@@ -362,9 +363,7 @@ export class WebGpuBackend implements Backend {
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 1024 * 1024 * 1024;
     this.embeddingMirror = opts.embeddingMirror ?? true;
     this.mirrorSlice = opts.embeddingMirrorSlice ?? 2 * 1024 * 1024;
-    // Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per workgroup, the
-    // next unit's weights prefetched, split units: measured fastest on the H100 and H200 (NOTES)
-    this.variant = new Int4Variant(opts.int4Variant ?? 'Q1,RB2,GS64,PF,SU');
+    this.variant = new Int4Variant(opts.int4Variant ?? DEFAULT_INT4_VARIANT);
   }
 
   // ------------------------------------------------------------------ memory bookkeeping

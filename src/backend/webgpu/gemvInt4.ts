@@ -34,8 +34,15 @@ export interface HeldNorm {
  */
 const DUAL_MAX_SLOTS = 32;
 
+/**
+ * The default variant: Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per
+ * workgroup, the next unit's weights prefetched, split units: measured fastest on the H100 and
+ * H200 (bench/NOTES.md).
+ */
+export const DEFAULT_INT4_VARIANT = 'Q1,RB2,GS64,PF,SU';
+
 /** the tokens Int4Variant accepts ('GS<n>' and 'DGS<n>' besides) */
-const TOKENS = new Set(['Q1', 'RB2', 'RB8', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2', 'SU']);
+const TOKENS = new Set(['Q1', 'RB2', 'RB8', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2', 'SU', 'ID']);
 
 /**
  * A one-row int4 GEMV variant (WebGpuOptions.int4Variant), parsed once: it is consulted on every
@@ -49,7 +56,10 @@ const TOKENS = new Set(['Q1', 'RB2', 'RB8', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 
  * - both: 'EL' (with the RMSNorm prologue, issue the first unit's weight loads before it: grouped
  *   with PF/PF2, dual always), 'SU' (split units: unit j of a group takes rows j, j + nb, … so a
  *   warp's load instruction reads neighbouring rows; grouped with PF, dual where rows per group
- *   divide by its unit rows), 'NOMATH' (diagnostic: the same loads without the dequantisation).
+ *   divide by its unit rows), 'NOMATH' (diagnostic: the same loads without the dequantisation),
+ *   'ID' (integer math: the input quantised per weight group to 16-bit integers by one more
+ *   dispatch, wgsl/quant_x.wgsl, then dp4a dot products; grouped where PF applies, dual always;
+ *   error ≤ 1.5e-5 of each group's largest input value instead of f32 rounding).
  * Unknown tokens are rejected (a typo would otherwise benchmark the default silently).
  */
 export class Int4Variant {
@@ -79,6 +89,8 @@ export class Int4Variant {
   readonly defines: readonly string[];
   /** the dual kernel's variant defines (GROUPED, Q1, DUAL, NORM added by the dispatcher) */
   readonly dualDefines: readonly string[];
+  /** integer math over a quantised input (ID) */
+  readonly idot: boolean;
 
   constructor(readonly text: string) {
     const tokens = text.split(',').filter(Boolean);
@@ -102,6 +114,8 @@ export class Int4Variant {
     if (has('DPF') || this.el) dual.push('DPRE');
     this.dualDefines = dual;
     this.dualRows = has('DRB2') ? 2 : 4;
+    this.idot = has('ID');
+    if (this.idot) dual.push('IDOT');
     if (this.pf && !this.q1) throw new ArgumentError(`int4Variant: PF/PF2 need Q1, got ${text}`);
   }
 }
@@ -116,6 +130,34 @@ export interface GemvContext {
   readonly dummy: GBuf;
   /** the GEMV variant (WebGpuOptions.int4Variant) */
   readonly variant: Int4Variant;
+  /** a scratch buffer of at least `bytes` for `name` (kept and reused) */
+  scratch(name: string, bytes: number): GBuf;
+}
+
+/** The quantised input of an integer (ID) GEMV: word rows, their sums, per group (scale, Σ x²). */
+interface QuantX {
+  xq: BindRange;
+  xrs: BindRange;
+  xg: BindRange;
+}
+
+/**
+ * Quantises the GEMV input (`norm`: the held RMSNorm's input times its weight, the norm's factor
+ * being applied by the GEMV) per group of `w` for the integer kernels (wgsl/quant_x.wgsl).
+ */
+function quantise(ctx: GemvContext, x: GBuf, norm: HeldNorm | undefined, w: WGptq): QuantX {
+  const R = w.R;
+  const q: QuantX = {
+    xq: whole(ctx.scratch('int gemv x', 16 * R)),
+    xrs: whole(ctx.scratch('int gemv x row sums', 4 * R)),
+    xg: whole(ctx.scratch('int gemv x groups', 8 * w.G)),
+  };
+  const kern = norm
+    ? ctx.kernel('quant_x|norm', () => ({ file: 'quant_x', entry: 'quant', defines: ['NORM'], bindings: { 1: 'r', 2: 'r', 3: 'w', 4: 'w', 5: 'w' } }))
+    : ctx.kernel('quant_x', () => ({ file: 'quant_x', entry: 'quant', bindings: { 1: 'r', 3: 'w', 4: 'w', 5: 'w' } }));
+  const bufs = { 1: whole(norm ? norm.x : x), 2: norm && whole(norm.w), 3: q.xq, 4: q.xrs, 5: q.xg } as Record<number, BindRange>;
+  ctx.rec.dispatch(kern, [R, w.rowsPerGroup, 0, 0], bufs, [w.G], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}quant_x ${w.inFeatures}` : undefined);
+  return q;
 }
 
 /**
@@ -183,8 +225,12 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
     entry: 'dual',
     defines: ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...(su ? ['SU'] : []), ...vr.dualDefines],
     values: { GS },
-    bindings: (norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }) as Record<number, BindKind>,
+    bindings: {
+      ...(norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }),
+      ...(vr.idot ? { 15: 'r', 16: 'r', 17: 'r' } : {}),
+    } as Record<number, BindKind>,
   }));
+  const q = vr.idot ? quantise(ctx, a.x, norm, a.w) : undefined;
   const K = a.w.inFeatures;
   const N = a.w.outFeatures;
   const c1 = a.w.chunks[0];
@@ -201,6 +247,9 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
     11: norm && whole(norm.x),
     12: norm && whole(norm.w),
     13: norm && whole(norm.out),
+    15: q?.xq,
+    16: q?.xrs,
+    17: q?.xg,
   } as Record<number, BindRange>;
   ctx.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}` : undefined);
 }
@@ -219,6 +268,8 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
   }
   const GS = unitSlots(ctx, w, vr.q1 ? 4 : 2, rows, 1, 0, !!norm);
   const su = pf && vr.su;
+  // integer math where the prefetch pipeline runs (whole units)
+  const idot = pf && vr.idot;
   const kern = variantKernel(ctx, (32 * GS + (sw ? 1 : 0) + (norm ? 2 : 0) + (resid ? 4 : 0) + (pf ? 8 : 0) + (su ? 16 : 0)) * 16 + rows, () => {
     const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
     const defines = ['GROUPED', ...vr.defines];
@@ -242,13 +293,18 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
       defines.push('RESID');
       bindings[14] = 'w';
     }
+    if (idot) {
+      defines.push('IDOT');
+      Object.assign(bindings, { 15: 'r', 16: 'r', 17: 'r' });
+    }
     return { file: 'gemv_int4', entry: 'grouped', defines, values: { GS }, bindings };
   });
   const K = w.inFeatures;
   const N = w.outFeatures;
   const bias = w.bias ?? ctx.dummy;
   // labels name the fusions in per-kernel profiles; built only while profiling (hot path)
-  const label = ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}` : undefined;
+  const label = ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4${idot ? ' int' : ''}${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}` : undefined;
+  const q = idot ? quantise(ctx, x, norm, w) : undefined;
   for (const c of w.chunks) {
     // one literal with every binding the kernel may have (a fast-mode object: no keys added later)
     const bufs = {
@@ -262,6 +318,9 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
       12: norm && whole(norm.w),
       13: norm && whole(norm.out),
       14: resid && whole(resid),
+      15: q?.xq,
+      16: q?.xrs,
+      17: q?.xg,
     } as Record<number, BindRange>;
     ctx.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c.tiles], [], label);
   }
