@@ -22,9 +22,9 @@
 //   main (row-group table, unequal groups): per word row scale/zero lookup.
 //
 // IDOT (grouped with PF, and dual): integer math. The input comes quantised by quant_x.wgsl to
-// 16-bit integers X per group (x ≈ sx·X), as high and low bytes; a word's 8 nibbles meet them in
-// four dot4 instructions (dp4a): Σ X·q exactly in i32, the zero term z·ΣX too, one conversion and
-// the scales s·sx per unit. ≈ 8 instructions per word instead of ≈ 25 (see dq).
+// 24-bit integers X per group (x ≈ sx·X, f32-grade), as three bytes; a word's 8 nibbles meet them
+// in six dot4 instructions (dp4a): Σ X·q per byte exactly in i32, the zero term z·ΣX too, then per
+// unit one f32 combination and the scales s·sx. ≈ 9 instructions per word instead of ≈ 25 (dq).
 struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u32, tiles: u32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
@@ -37,19 +37,37 @@ struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 //#if IDOT
 @group(0) @binding(15) var<storage, read> xq: array<vec4<u32>>;
-@group(0) @binding(16) var<storage, read> xrs: array<i32>;
 @group(0) @binding(17) var<storage, read> xg: array<vec2f>;
 
-// Σ_j X_j·q_j over the 8 nibbles of word w against word row xr of the quantised input (high
-// bytes of the even and odd values, then the low bytes): nibbles 0, 2, 4, 6 are the bytes of
-// w & 0x0f0f0f0f, nibbles 1, 3, 5, 7 those of (w >> 4) & 0x0f0f0f0f (0..15: the same as i8 or u8)
-fn idot(w: u32, xr: vec4<u32>) -> i32 {
+// Σ_j X_j·q_j over the 8 nibbles of word w against word row (xa, xb) of the quantised input, per
+// byte of X (high, middle, low): nibbles 0, 2, 4, 6 are the bytes of w & 0x0f0f0f0f, nibbles
+// 1, 3, 5, 7 those of (w >> 4) & 0x0f0f0f0f (0..15: the same as i8 or u8)
+fn idot(w: u32, xa: vec4<u32>, xb: vec4<u32>) -> vec3i {
   let e = w & 0x0f0f0f0fu;
   let o = (w >> 4u) & 0x0f0f0f0fu;
-  return 256 * (dot4I8Packed(e, xr.x) + dot4I8Packed(o, xr.y)) + bitcast<i32>(dot4U8Packed(e, xr.z) + dot4U8Packed(o, xr.w));
+  return vec3i(dot4I8Packed(e, xa.x) + dot4I8Packed(o, xa.y),
+               bitcast<i32>(dot4U8Packed(e, xa.z) + dot4U8Packed(o, xa.w)),
+               bitcast<i32>(dot4U8Packed(e, xb.x) + dot4U8Packed(o, xb.y)));
 }
-fn idot4(w: vec4<u32>, xr: vec4<u32>) -> vec4i {
-  return vec4i(idot(w.x, xr), idot(w.y, xr), idot(w.z, xr), idot(w.w, xr));
+// the byte sums of 4 columns (a thread's vec4 word)
+struct I3 { h: vec4i, m: vec4i, l: vec4i }
+fn idot4(w: vec4<u32>, xa: vec4<u32>, xb: vec4<u32>) -> I3 {
+  let c0 = idot(w.x, xa, xb);
+  let c1 = idot(w.y, xa, xb);
+  let c2 = idot(w.z, xa, xb);
+  let c3 = idot(w.w, xa, xb);
+  return I3(vec4i(c0.x, c1.x, c2.x, c3.x), vec4i(c0.y, c1.y, c2.y, c3.y), vec4i(c0.z, c1.z, c2.z, c3.z));
+}
+fn i3add(a: I3, b: I3) -> I3 {
+  return I3(a.h + b.h, a.m + b.m, a.l + b.l);
+}
+// a word row's Σh, Σm, Σl (stored in its second vec4)
+fn rowSums(xb: vec4<u32>) -> vec3i {
+  return vec3i(bitcast<i32>(xb.z), bitcast<i32>(xb.w & 0xffffu), bitcast<i32>(xb.w >> 16u));
+}
+// Σ X·(q − z) of 4 columns: per byte exactly in integers, combined once in f32
+fn icombine(a: I3, s: vec3i, z: vec4i) -> vec4f {
+  return (vec4f(a.h - z * s.x) * 65536.0 + vec4f(a.m - z * s.y) * 256.0) + vec4f(a.l - z * s.z);
 }
 // the 4 zeros (stored zero − 1) in the low 16 bits of zw, as integers
 fn zeros4i(zw: u32) -> vec4i {
@@ -286,15 +304,17 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     let sb = sbase + g * 10u;
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
 //#if IDOT
-    var ia = vec4i(0);
-    var sx = 0;
+    var ia = I3(vec4i(0), vec4i(0), vec4i(0));
+    var sx = vec3i(0);
     for (var i = 0u; i < RB; i++) {
       let ri = r + i * rs;
-      ia += idot4(a[i], xq[ri]);
-      sx += xrs[ri];
+      let xa = xq[2u * ri];
+      let xb = xq[2u * ri + 1u];
+      ia = i3add(ia, idot4(a[i], xa, xb));
+      sx += rowSums(xb);
     }
     let zi = zeros4i(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-    acc0 += (sa * xg[g].x) * vec4f(ia - zi * sx);
+    acc0 += (sa * xg[g].x) * icombine(ia, sx, zi);
 //#else
     var ra = vec4f(0.0);
     var X = vec4f(0.0);
@@ -455,24 +475,24 @@ fn dload(i: u32, s: u32) -> DW {
 }
 //#endif
 //#if IDOT
-// Σ X·q of both matrices and ΣX over the unit's rows, in integers (see idot)
-struct DI { ia: vec4i, ib: vec4i, sx: i32 }
+// Σ X·q of both matrices and ΣX over the unit's rows, per byte in integers (see idot)
+struct DI { a: I3, b: I3, s: vec3i }
+fn dirow(wa: vec4<u32>, wb: vec4<u32>, r: u32) -> DI {
+  let xa = xq[2u * r];
+  let xb = xq[2u * r + 1u];
+  return DI(idot4(wa, xa, xb), idot4(wb, xa, xb), rowSums(xb));
+}
+fn diadd(p: DI, q: DI) -> DI {
+  return DI(i3add(p.a, q.a), i3add(p.b, q.b), p.s + q.s);
+}
 fn dimath(w: DW, r: u32, rs: u32) -> DI {
   let r1 = r + rs;
 //#if DRB2
-  let x0 = xq[r];
-  let x1 = xq[r1];
-  return DI(idot4(w.a0, x0) + idot4(w.a1, x1), idot4(w.b0, x0) + idot4(w.b1, x1), xrs[r] + xrs[r1]);
+  return diadd(dirow(w.a0, w.b0, r), dirow(w.a1, w.b1, r1));
 //#else
   let r2 = r1 + rs;
   let r3 = r2 + rs;
-  let x0 = xq[r];
-  let x1 = xq[r1];
-  let x2 = xq[r2];
-  let x3 = xq[r3];
-  return DI((idot4(w.a0, x0) + idot4(w.a1, x1)) + (idot4(w.a2, x2) + idot4(w.a3, x3)),
-            (idot4(w.b0, x0) + idot4(w.b1, x1)) + (idot4(w.b2, x2) + idot4(w.b3, x3)),
-            (xrs[r] + xrs[r1]) + (xrs[r2] + xrs[r3]));
+  return diadd(diadd(dirow(w.a0, w.b0, r), dirow(w.a1, w.b1, r1)), diadd(dirow(w.a2, w.b2, r2), dirow(w.a3, w.b3, r3)));
 //#endif
 }
 //#endif
@@ -546,9 +566,7 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     let gjn = gjStep(gj, nb, st);
     gj = gjn;
 //#if IDOT
-    var ia = vec4i(0);
-    var ib = vec4i(0);
-    var sx = 0;
+    var di = DI(I3(vec4i(0), vec4i(0), vec4i(0)), I3(vec4i(0), vec4i(0), vec4i(0)), vec3i(0));
 //#else
     var ra = vec4f(0.0);
     var rb = vec4f(0.0);
@@ -572,16 +590,10 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
 //#endif
 //#endif
 //#if IDOT
-      let d = dimath(w, r, rs);
-      ia = d.ia;
-      ib = d.ib;
-      sx = d.sx;
+      di = dimath(w, r, rs);
     } else {
       for (; r < r1; r++) {
-        let xr = xq[r];
-        ia += idot4(qw[wb + r * 4u], xr);
-        ib += idot4(qw2[wb + r * 4u], xr);
-        sx += xrs[r];
+        di = diadd(di, dirow(qw[wb + r * 4u], qw2[wb + r * 4u], r));
       }
     }
     let sb = sbase + g * 10u;
@@ -590,8 +602,8 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     let sc = vec4f(unpack2x16float(sz2[sb + 2u * h]), unpack2x16float(sz2[sb + 2u * h + 1u])) * sxg;
     let za = zeros4i(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
     let zc = zeros4i(sz2[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-    acc0 += sa * vec4f(ia - za * sx);
-    acc1 += sc * vec4f(ib - zc * sx);
+    acc0 += sa * icombine(di.a, di.s, za);
+    acc1 += sc * icombine(di.b, di.s, zc);
 //#else
       let d = dmath(w, r, rs);
       ra = d.ra;
