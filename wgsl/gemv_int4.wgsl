@@ -21,10 +21,13 @@
 //   dual: w1 and w2 of the MLP with the SwiGLU epilogue (see its comment).
 //   main (row-group table, unequal groups): per word row scale/zero lookup.
 //
-// IDOT (grouped with PF, and dual): integer math. The input comes quantised by quant_x.wgsl to
-// 24-bit integers X per group (x ≈ sx·X, f32-grade), as three bytes; a word's 8 nibbles meet them
-// in six dot4 instructions (dp4a): Σ X·q per byte exactly in i32, the zero term z·ΣX too, then per
-// unit one f32 combination and the scales s·sx. ≈ 9 instructions per word instead of ≈ 25 (dq).
+// IDOT (grouped with PF and dual, units of 2 word rows, not split): integer math. The input
+// comes quantised (quant_block.wgsl) to 24-bit integers X per block of 16 values = one unit
+// (x ≈ sx·X, f32-grade), as three bytes; a word's 8 nibbles meet them in six dot4 instructions
+// (dp4a): Σ X·q per byte exactly in i32, the zero term z·ΣX too, then per unit one f32
+// combination and the scales s·sx. ≈ 9 instructions per word instead of ≈ 25 (see dq).
+// QOUT: the epilogue also writes its output quantised that way for the next integer GEMV, one
+// block per tile of 16 columns (QNORM: the residual sum times the next RMSNorm's γ, with Σ x²).
 struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u32, tiles: u32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
@@ -37,7 +40,49 @@ struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 //#if IDOT
 @group(0) @binding(15) var<storage, read> xq: array<vec4<u32>>;
-@group(0) @binding(17) var<storage, read> xg: array<vec2f>;
+// block b's (scale, Σ x²) of the quantised input (see quant_block.wgsl)
+fn xblock(b: u32) -> vec2f {
+  let v = xq[2u * p.R + (b >> 1u)];
+  if ((b & 1u) == 0u) { return bitcast<vec2f>(v.xy); }
+  return bitcast<vec2f>(v.zw);
+}
+//#endif
+//#if QOUT
+//#include quant_block
+@group(0) @binding(19) var<storage, read_write> xqo: array<vec4<u32>>;
+//#if QNORM
+@group(0) @binding(18) var<storage, read> qlnw: array<f32>;
+//#endif
+var<workgroup> qv: array<f32, 16>;
+var<workgroup> qs: array<f32, 16>;
+
+// after qv / qs hold the tile's 16 output values and their squares (barrier between): block tg
+fn quantOut(l: u32, tg: u32) {
+  if (l < 2u) {
+    var mx = 0.0;
+    for (var j = 0u; j < 16u; j++) { mx = max(mx, abs(qv[j])); }
+    let o = 8u * l;
+    let r = qrow(vec4f(qv[o], qv[o + 1u], qv[o + 2u], qv[o + 3u]), vec4f(qv[o + 4u], qv[o + 5u], qv[o + 6u], qv[o + 7u]), qinv(mx));
+    let row = 2u * tg + l;
+    xqo[2u * row] = r.p;
+    xqo[2u * row + 1u] = r.q;
+    if (l == 0u) {
+      var sq = 0.0;
+      for (var j = 0u; j < 16u; j++) { sq += qs[j]; }
+      // (the next GEMV's R is this one's N / 8)
+      let bi = 2u * (p.N / 8u) + (tg >> 1u);
+      if ((tg & 1u) == 0u) {
+        xqo[bi].x = bitcast<u32>(mx / QMAX);
+        xqo[bi].y = bitcast<u32>(sq);
+      } else {
+        xqo[bi].z = bitcast<u32>(mx / QMAX);
+        xqo[bi].w = bitcast<u32>(sq);
+      }
+    }
+  }
+}
+//#endif
+//#if IDOT
 
 // Σ_j X_j·q_j over the 8 nibbles of word w against word row (xa, xb) of the quantised input, per
 // byte of X (high, middle, low): nibbles 0, 2, 4, 6 are the bytes of w & 0x0f0f0f0f, nibbles
@@ -118,8 +163,8 @@ fn normPrologue(l: u32, first: bool) {
   let n4 = 2u * p.R;
   var s = 0.0;
 //#if IDOT
-  // the quantisation pass summed x² per group
-  for (var i = l; i < p.G; i += WGN) { s += xg[i].y; }
+  // the quantisation summed x² per block
+  for (var i = l; i < p.R / 2u; i += WGN) { s += xblock(i).y; }
 //#else
   for (var i = l; i < n4; i += WGN) {
     let v = xr[i];
@@ -314,7 +359,7 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       sx += rowSums(xb);
     }
     let zi = zeros4i(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-    acc0 += (sa * xg[g].x) * icombine(ia, sx, zi);
+    acc0 += (sa * xblock(r >> 1u).x) * icombine(ia, sx, zi);
 //#else
     var ra = vec4f(0.0);
     var X = vec4f(0.0);
@@ -433,17 +478,32 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
     var v = 0.0;
     for (var j = 0u; j < 16u; j++) { v += red2[j * 16u + l]; }
     let c = (p.tile0 + t) * 16u + l;
+    var q = 0.0;
     if (c < p.N) {
       if (p.hasBias != 0u) { v += bias[c]; }
       y[p.outOff + c] = v;
+      q = v;
 //#if SWIGLU
-      sw[c] = sw[c] * silu(v);
+      q = sw[c] * silu(v);
+      sw[c] = q;
 //#endif
 //#if RESID
-      xres[c] = xres[c] + v;
+      q = xres[c] + v;
+      xres[c] = q;
 //#endif
     }
+//#if QOUT
+    qs[l] = q * q;
+//#if QNORM
+    if (c < p.N) { q *= qlnw[c]; }
+//#endif
+    qv[l] = q;
+//#endif
   }
+//#if QOUT
+  workgroupBarrier();
+  quantOut(l, p.tile0 + t);
+//#endif
 }
 
 //#if DUAL
@@ -558,6 +618,9 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   for (var u = slot; u < units; u += GS) {
     let g = gj.x;
     var r = gjRow(gj, DRB);
+//#if IDOT
+    let ub = r >> 1u;   // the unit's block of the quantised input
+//#endif
 //#if SU
     let r1 = r + DRB;
 //#else
@@ -597,7 +660,7 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
       }
     }
     let sb = sbase + g * 10u;
-    let sxg = xg[g].x;
+    let sxg = xblock(ub).x;
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u])) * sxg;
     let sc = vec4f(unpack2x16float(sz2[sb + 2u * h]), unpack2x16float(sz2[sb + 2u * h + 1u])) * sxg;
     let za = zeros4i(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
@@ -662,11 +725,21 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
       v2 += red2B[j * 16u + l];
     }
     let c = (p.tile0 + t) * 16u + l;
+    var q = 0.0;
     if (c < p.N) {
       y2[p.outOff + c] = v2;
-      y[p.outOff + c] = v * silu(v2);
+      q = v * silu(v2);
+      y[p.outOff + c] = q;
     }
+//#if QOUT
+    qs[l] = q * q;
+    qv[l] = q;
+//#endif
   }
+//#if QOUT
+  workgroupBarrier();
+  quantOut(l, p.tile0 + t);
+//#endif
 }
 //#endif
 //#else

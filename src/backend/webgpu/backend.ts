@@ -27,7 +27,7 @@ import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
 import { Recorder, SLOT, f32, whole, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
 import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
-import { DEFAULT_INT4_VARIANT, dispatchDual, dispatchGrouped, Int4Variant, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
+import { DEFAULT_INT4_VARIANT, dispatchDual, dispatchGrouped, Int4Variant, intInput, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
 
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 /** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
@@ -304,6 +304,11 @@ export class WebGpuBackend implements Backend {
   private pendingPair: HeldGemv | null = null;
   /** A one-row RMSNorm held back: the next int4 GEMV on its output runs it as a prologue. */
   private pendingNorm: HeldNorm | null = null;
+  /**
+   * A dual w1+w2 GEMV held back: if the next op is an integer GEMV on its output, the dual's
+   * epilogue quantises that input (no quantisation dispatch).
+   */
+  private pendingDual: { a: HeldGemv; b: HeldGemv } | null = null;
   /** what the int4 GEMV dispatchers (gemvInt4.ts) use of this backend */
   private readonly gemv: GemvContext;
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
@@ -396,16 +401,12 @@ export class WebGpuBackend implements Backend {
 
   /** Records the held-back ops, if any (every op calls this first unless it fuses them). */
   private settle(): void {
-    const nrm = this.pendingNorm;
-    if (nrm) {
-      this.pendingNorm = null;
-      this.rmsNormNow(nrm.out, nrm.x, nrm.w, 1, nrm.eps, nrm.cols);
-    }
-    const a = this.pendingAdd;
-    if (a) {
-      this.pendingAdd = null;
-      if (a.x === a.y) this.ew('add_self', ['SELF'], a.n, [0, 0], { 1: whole(a.x) });
-      else this.ew('add', [], a.n, [0, 0], { 1: whole(a.x), 2: whole(a.y) });
+    // in the order they were held: a GEMV (or pair, or dual) can be held before a norm of its
+    // residual sum (see rmsNorm), never after one; an add is held only with nothing else
+    const d = this.pendingDual;
+    if (d) {
+      this.pendingDual = null;
+      dispatchDual(this.gemv, d.a, d.b);
     }
     const m = this.pendingMatmul;
     if (m) {
@@ -416,6 +417,17 @@ export class WebGpuBackend implements Backend {
     if (m2) {
       this.pendingPair = null;
       dispatchGrouped(this.gemv, m2, undefined);
+    }
+    const nrm = this.pendingNorm;
+    if (nrm) {
+      this.pendingNorm = null;
+      this.rmsNormNow(nrm.out, nrm.x, nrm.w, 1, nrm.eps, nrm.cols);
+    }
+    const a = this.pendingAdd;
+    if (a) {
+      this.pendingAdd = null;
+      if (a.x === a.y) this.ew('add_self', ['SELF'], a.n, [0, 0], { 1: whole(a.x) });
+      else this.ew('add', [], a.n, [0, 0], { 1: whole(a.x), 2: whole(a.y) });
     }
     if (this.pendingRopes.length) this.flushRopes();
     const rk = this.heldRopeKv;
@@ -972,6 +984,13 @@ export class WebGpuBackend implements Backend {
     if (rows * cols > o.length || rows * cols > xi.length) throw new ArgumentError(`rmsNorm: ${rows}×${cols} exceeds a buffer`);
     const a = this.pendingAdd;
     const fuse = a !== null && a.x === xi.g && a.y !== a.x && a.n === rows * cols && o.g !== a.x && o.g !== a.y;
+    const m = this.pendingMatmul;
+    if (rows === 1 && m?.resid === xi.g && !this.pendingPair && !this.pendingNorm && this.variant.idot && o.g !== xi.g && o.g !== m.out && o.g !== m.x && cols === m.w.outFeatures && cols % 16 === 0) {
+      // the held GEMV computes x (its residual epilogue): both stay held, so that if an integer
+      // GEMV on `out` follows, that epilogue quantises x·w for it (see matmul)
+      this.pendingNorm = { out: o.g, x: xi.g, w: (w as WVec).g, eps, cols };
+      return;
+    }
     if (!fuse) this.settle();
     this.pendingAdd = null;
     if (rows === 1 && !fuse && o.g !== xi.g && cols % 8 === 0) {
@@ -1011,7 +1030,12 @@ export class WebGpuBackend implements Backend {
     }
     // the input is a held-back RMSNorm's output: this GEMV computes the norm in its prologue
     let norm: HeldNorm | undefined;
+    let pre: HeldGemv['pre'];
     const pn = this.pendingNorm;
+    const og = (out as WBuf).g;
+    const xg0 = (x as WBuf).g;
+    // a held GEMV that computes the norm's input (its residual epilogue) and may quantise it
+    const producer = pn && this.pendingMatmul?.resid === pn.x ? this.pendingMatmul : null;
     if (
       pn &&
       rows === 1 &&
@@ -1019,17 +1043,28 @@ export class WebGpuBackend implements Backend {
       !w.perm &&
       w.rowsPerGroup > 0 &&
       !this.variant.rowTable &&
-      pn.out === (x as WBuf).g &&
+      pn.out === xg0 &&
       pn.cols === w.inFeatures &&
-      (out as WBuf).g !== pn.x &&
-      (out as WBuf).g !== pn.out &&
+      og !== pn.x &&
+      og !== pn.out &&
       !this.pendingAdd &&
-      !this.pendingMatmul &&
+      (!this.pendingMatmul || (producer && intInput(this.variant, w) && og !== producer.out && og !== producer.x)) &&
       !this.pendingPair &&
       this.pendingRopes.length === 0
     ) {
       norm = pn;
       this.pendingNorm = null;
+      if (producer) {
+        // its epilogue quantises x·γ for this GEMV
+        this.pendingMatmul = null;
+        pre = dispatchGrouped(this.gemv, producer, undefined, { gamma: pn.w });
+      }
+    }
+    const pd = this.pendingDual;
+    if (pd && rows === 1 && w instanceof WGptq && pd.a.out === xg0 && w.inFeatures === pd.a.w.outFeatures && intInput(this.variant, w) && og !== pd.a.out && og !== pd.b.out && og !== pd.a.x) {
+      // the held dual's epilogue quantises its output for this GEMV
+      this.pendingDual = null;
+      pre = dispatchDual(this.gemv, pd.a, pd.b, {});
     }
     this.settle();
     const o = out as WBuf;
@@ -1050,7 +1085,7 @@ export class WebGpuBackend implements Backend {
       }
       if (rows === 1 && w.rowsPerGroup > 0 && !this.variant.rowTable) {
         // held back: a following swiglu(·, ·, out) becomes its epilogue
-        this.pendingMatmul = { out: o.g, x: xi, w, norm };
+        this.pendingMatmul = { out: o.g, x: xi, w, norm, pre };
         return;
       }
       if (rows === 1) {
@@ -1267,10 +1302,12 @@ export class WebGpuBackend implements Backend {
     const m1 = this.pendingMatmul;
     const m2 = this.pendingPair;
     if (m1 && m2 && m1.out === ag && o === ag && m2.out === bg && n === m2.w.outFeatures && n <= out.length) {
-      // out = w1(x) · silu(w2(x)) with both GEMVs still held: one dual dispatch
+      // out = w1(x) · silu(w2(x)) with both GEMVs still held: one dual dispatch, itself held
+      // when an integer GEMV may read its output next (see matmul)
       this.pendingMatmul = null;
       this.pendingPair = null;
-      dispatchDual(this.gemv, m1, m2);
+      if (intInput(this.variant, m1.w) && n % 16 === 0) this.pendingDual = { a: m1, b: m2 };
+      else dispatchDual(this.gemv, m1, m2);
       return;
     }
     if (m2) this.settle();

@@ -17,6 +17,14 @@ export interface HeldGemv {
   norm?: HeldNorm;
   /** residual add as the epilogue: resid += out */
   resid?: GBuf;
+  /** its input already quantised for the integer kernels (by the previous GEMV's epilogue) */
+  pre?: QuantX;
+}
+
+/** An epilogue that also quantises the GEMV's output for the next integer GEMV (QOUT). */
+export interface QuantOut {
+  /** the next RMSNorm's weight: the residual sum times it is quantised (with its Σ x²) */
+  gamma?: GBuf;
 }
 
 /** out = RMSNorm(x) · w of one row of `cols` values. */
@@ -39,7 +47,7 @@ const DUAL_MAX_SLOTS = 32;
  * workgroup, the next unit's weights prefetched, split units: measured fastest on the H100 and
  * H200 (bench/NOTES.md).
  */
-export const DEFAULT_INT4_VARIANT = 'Q1,RB2,GS64,PF,SU';
+export const DEFAULT_INT4_VARIANT = 'Q1,RB2,GS64,PF,ID,DRB2';
 
 /** the tokens Int4Variant accepts ('GS<n>' and 'DGS<n>' besides) */
 const TOKENS = new Set(['Q1', 'RB2', 'RB8', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 'DRB2', 'SU', 'ID']);
@@ -57,9 +65,10 @@ const TOKENS = new Set(['Q1', 'RB2', 'RB8', 'PF', 'PF2', 'EL', 'NOMATH', 'DPF', 
  *   with PF/PF2, dual always), 'SU' (split units: unit j of a group takes rows j, j + nb, … so a
  *   warp's load instruction reads neighbouring rows; grouped with PF, dual where rows per group
  *   divide by its unit rows), 'NOMATH' (diagnostic: the same loads without the dequantisation),
- *   'ID' (integer math: the input quantised per weight group to 24-bit integers by one more
- *   dispatch, wgsl/quant_x.wgsl, then dp4a dot products; grouped where PF applies, dual always;
- *   the input's error ≤ 6e-8 of its group's largest value, f32-grade).
+ *   'ID' (integer math: the input quantised per block of 16 values to 24-bit integers, by the
+ *   previous GEMV's epilogue or one more dispatch, then dp4a dot products; needs Q1, PF, RB2 and
+ *   DRB2, no SU; used where the rows per group are even; the input's error ≤ 6e-8 of its
+ *   block's largest value, f32-grade).
  * Unknown tokens are rejected (a typo would otherwise benchmark the default silently).
  */
 export class Int4Variant {
@@ -117,6 +126,10 @@ export class Int4Variant {
     this.idot = has('ID');
     if (this.idot) dual.push('IDOT');
     if (this.pf && !this.q1) throw new ArgumentError(`int4Variant: PF/PF2 need Q1, got ${text}`);
+    // the integer kernels' unit is one quantisation block: 2 consecutive word rows
+    if (this.idot && !(this.pf && this.rows === 2 && this.dualRows === 2 && !this.su)) {
+      throw new ArgumentError(`int4Variant: ID needs Q1, PF or PF2, RB2 and DRB2, and no SU; got ${text}`);
+    }
   }
 }
 
@@ -134,28 +147,51 @@ export interface GemvContext {
   scratch(name: string, bytes: number): GBuf;
 }
 
-/** The quantised input of an integer (ID) GEMV: word rows, their sums, per group (scale, Σ x²). */
-interface QuantX {
-  xq: BindRange;
-  xg: BindRange;
+/**
+ * A quantised GEMV input for the integer (ID) kernels (wgsl/quant_block.wgsl): word rows and per
+ * block of 16 values (scale, Σ x²). Two sets, A and B, alternate: a GEMV reading one writes its
+ * quantised output into the other.
+ */
+export interface QuantX {
+  readonly set: 0 | 1;
+  readonly xq: BindRange;
+}
+
+/** Quantisation set `set`, sized for an input of R word rows. */
+function quantSet(ctx: GemvContext, set: 0 | 1, R: number): QuantX {
+  const name = set ? 'B' : 'A';
+  // 2 vec4s per word row, then one per 2 blocks of 2 rows
+  return { set, xq: whole(ctx.scratch(`int gemv x ${name}`, 32 * R + 16 * Math.ceil(R / 4))) };
+}
+
+/** Whether `w`'s one-row GEMV runs the integer kernels (blocks of 2 word rows inside its groups). */
+export function intInput(variant: Int4Variant, w: WGptq): boolean {
+  return variant.idot && w.rowsPerGroup > 0 && w.rowsPerGroup % 2 === 0 && !w.perm;
 }
 
 /**
  * Quantises the GEMV input (`norm`: the held RMSNorm's input times its weight, the norm's factor
- * being applied by the GEMV) per group of `w` for the integer kernels (wgsl/quant_x.wgsl).
+ * being applied by the GEMV) into set A (wgsl/quant_x.wgsl).
  */
 function quantise(ctx: GemvContext, x: GBuf, norm: HeldNorm | undefined, w: WGptq): QuantX {
   const R = w.R;
-  const q: QuantX = {
-    xq: whole(ctx.scratch('int gemv x', 32 * R)),
-    xg: whole(ctx.scratch('int gemv x groups', 8 * w.G)),
-  };
+  const q = quantSet(ctx, 0, R);
   const kern = norm
-    ? ctx.kernel('quant_x|norm', () => ({ file: 'quant_x', entry: 'quant', defines: ['NORM'], bindings: { 1: 'r', 2: 'r', 3: 'w', 5: 'w' } }))
-    : ctx.kernel('quant_x', () => ({ file: 'quant_x', entry: 'quant', bindings: { 1: 'r', 3: 'w', 5: 'w' } }));
-  const bufs = { 1: whole(norm ? norm.x : x), 2: norm && whole(norm.w), 3: q.xq, 5: q.xg } as Record<number, BindRange>;
-  ctx.rec.dispatch(kern, [R, w.rowsPerGroup, 0, 0], bufs, [w.G], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}quant_x ${w.inFeatures}` : undefined);
+    ? ctx.kernel('quant_x|norm', () => ({ file: 'quant_x', entry: 'quant', defines: ['NORM'], bindings: { 1: 'r', 2: 'r', 3: 'w' } }))
+    : ctx.kernel('quant_x', () => ({ file: 'quant_x', entry: 'quant', bindings: { 1: 'r', 3: 'w' } }));
+  const bufs = { 1: whole(norm ? norm.x : x), 2: norm && whole(norm.w), 3: q.xq } as Record<number, BindRange>;
+  ctx.rec.dispatch(kern, [R / 2, R, 0, 0], bufs, [Math.ceil(R / 128)], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}quant_x ${w.inFeatures}` : undefined);
   return q;
+}
+
+/** Defines and bindings of a QOUT epilogue (added to a kernel spec). */
+function quantOutSpec(qo: QuantOut, defines: string[], bindings: Record<number, BindKind>): void {
+  defines.push('QOUT');
+  bindings[19] = 'w';
+  if (qo.gamma) {
+    defines.push('QNORM');
+    bindings[18] = 'r';
+  }
 }
 
 /**
@@ -210,25 +246,27 @@ function variantKernel(ctx: GemvContext, key: number, spec: () => KernelSpec): K
   return k;
 }
 
-/** y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (entry `dual`). */
-export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
+/**
+ * y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (entry `dual`); with `qo`, y1 is also
+ * quantised for the next integer GEMV (returned).
+ */
+export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv, qo?: QuantOut): QuantX | undefined {
   const norm = a.norm;
   const vr = ctx.variant;
+  const idot = intInput(vr, a.w);
   const GS = unitSlots(ctx, a.w, 4, vr.dualRows, 2, vr.dualSlotCap, !!norm);
   // split units need whole units
   const su = vr.su && a.w.rowsPerGroup % vr.dualRows === 0;
   // every define the kernel gets is in the key: the dual defines follow the variant text
-  const kern = variantKernel(ctx, -(4 * GS + (su ? 2 : 0) + (norm ? 1 : 0)) - 1, () => ({
-    file: 'gemv_int4',
-    entry: 'dual',
-    defines: ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...(su ? ['SU'] : []), ...vr.dualDefines],
-    values: { GS },
-    bindings: {
-      ...(norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }),
-      ...(vr.idot ? { 15: 'r', 17: 'r' } : {}),
-    } as Record<number, BindKind>,
-  }));
-  const q = vr.idot ? quantise(ctx, a.x, norm, a.w) : undefined;
+  const kern = variantKernel(ctx, -(16 * GS + (qo ? 8 : 0) + (idot ? 4 : 0) + (su ? 2 : 0) + (norm ? 1 : 0)) - 1, () => {
+    const defines = ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...(su ? ['SU'] : []), ...vr.dualDefines.filter((d) => d !== 'IDOT' || idot)];
+    const bindings = (norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }) as Record<number, BindKind>;
+    if (idot) Object.assign(bindings, { 15: 'r' });
+    if (qo) quantOutSpec(qo, defines, bindings);
+    return { file: 'gemv_int4', entry: 'dual', defines, values: { GS }, bindings };
+  });
+  const q = idot ? (a.pre ?? quantise(ctx, a.x, norm, a.w)) : undefined;
+  const out = qo ? quantSet(ctx, q?.set === 0 ? 1 : 0, Math.ceil(a.w.outFeatures / 8)) : undefined;
   const K = a.w.inFeatures;
   const N = a.w.outFeatures;
   const c1 = a.w.chunks[0];
@@ -246,13 +284,18 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv): void {
     12: norm && whole(norm.w),
     13: norm && whole(norm.out),
     15: q?.xq,
-    17: q?.xg,
+    19: out?.xq,
   } as Record<number, BindRange>;
-  ctx.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4 dual+swiglu ${K}x${N}` : undefined);
+  ctx.rec.dispatch(kern, [a.w.R, a.w.G, N, 0, 0, 0, a.w.rowsPerGroup, c1.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c1.tiles], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4 dual${idot ? ' int' : ''}+swiglu${qo ? '+quant' : ''} ${K}x${N}` : undefined);
+  return out;
 }
 
-/** One-row int4 GEMV over uniform groups (entry `grouped`); with `sw`, also sw[c] = sw[c] · silu(out[c]). */
-export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefined): void {
+/**
+ * One-row int4 GEMV over uniform groups (entry `grouped`); with `sw`, also sw[c] = sw[c] ·
+ * silu(out[c]); with `qo`, its final output (the residual sum with `resid`) is also quantised for
+ * the next integer GEMV (returned).
+ */
+export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefined, qo?: QuantOut): QuantX | undefined {
   const { out, x, w, norm, resid } = m;
   const vr = ctx.variant;
   // PF / PF2 (prefetch) need whole units
@@ -266,8 +309,9 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
   const GS = unitSlots(ctx, w, vr.q1 ? 4 : 2, rows, 1, 0, !!norm);
   const su = pf && vr.su;
   // integer math where the prefetch pipeline runs (whole units)
-  const idot = pf && vr.idot;
-  const kern = variantKernel(ctx, (32 * GS + (sw ? 1 : 0) + (norm ? 2 : 0) + (resid ? 4 : 0) + (pf ? 8 : 0) + (su ? 16 : 0)) * 16 + rows, () => {
+  const idot = pf && intInput(vr, w);
+  const qkey = qo ? (qo.gamma ? 2 : 1) : 0;
+  const kern = variantKernel(ctx, ((128 * GS + (sw ? 1 : 0) + (norm ? 2 : 0) + (resid ? 4 : 0) + (pf ? 8 : 0) + (su ? 16 : 0) + (idot ? 32 : 0)) * 4 + qkey) * 16 + rows, () => {
     const bindings: Record<number, BindKind> = { 1: 'w', 2: 'r', 3: 'r', 6: 'r' };
     const defines = ['GROUPED', ...vr.defines];
     if (rows !== 4) defines.push(`RB${rows}`);
@@ -292,16 +336,19 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
     }
     if (idot) {
       defines.push('IDOT');
-      Object.assign(bindings, { 15: 'r', 17: 'r' });
+      Object.assign(bindings, { 15: 'r' });
     }
+    if (qo) quantOutSpec(qo, defines, bindings);
     return { file: 'gemv_int4', entry: 'grouped', defines, values: { GS }, bindings };
   });
   const K = w.inFeatures;
   const N = w.outFeatures;
   const bias = w.bias ?? ctx.dummy;
   // labels name the fusions in per-kernel profiles; built only while profiling (hot path)
-  const label = ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4${idot ? ' int' : ''}${sw ? '+swiglu' : ''}${resid ? '+residual' : ''} ${K}x${N}` : undefined;
-  const q = idot ? quantise(ctx, x, norm, w) : undefined;
+  const label = ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4${idot ? ' int' : ''}${sw ? '+swiglu' : ''}${resid ? '+residual' : ''}${qo ? '+quant' : ''} ${K}x${N}` : undefined;
+  const q = idot ? (m.pre ?? quantise(ctx, x, norm, w)) : undefined;
+  const qout = qo ? quantSet(ctx, q?.set === 0 ? 1 : 0, Math.ceil(N / 8)) : undefined;
+  const gamma = qo?.gamma && whole(qo.gamma);
   for (const c of w.chunks) {
     // one literal with every binding the kernel may have (a fast-mode object: no keys added later)
     const bufs = {
@@ -316,8 +363,10 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
       13: norm && whole(norm.out),
       14: resid && whole(resid),
       15: q?.xq,
-      17: q?.xg,
+        18: gamma,
+      19: qout?.xq,
     } as Record<number, BindRange>;
     ctx.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c.tiles], [], label);
   }
+  return qout;
 }
