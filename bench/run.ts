@@ -50,6 +50,8 @@ const { values } = parseArgs({
     subgroups: { type: 'string', default: '' },
     // WebGPU: every embedding table in GPU memory (WebGpuOptions.hostEmbeddingBytes = Infinity)
     'gpu-embedding': { type: 'boolean', default: false },
+    // WebGPU: a table too large for the GPU at load is copied to it during decode (LoadOptions.gpuEmbeddingCopy)
+    'embedding-copy': { type: 'boolean', default: false },
   },
 });
 
@@ -312,7 +314,7 @@ emit({ kind: 'probe', backend, threads: probe.threads, read_gb_s: probe.gbPerSec
 for (const source of values.models!.split(',')) {
   const t0 = performance.now();
   const chosen = backend === 'webgpu' && values['gpu-embedding'] ? await gpuEmbeddingBackend() : backend;
-  const model = await loadModel(source, { backend: chosen, threads, kvCache: { quant: kvQuant } });
+  const model = await loadModel(source, { backend: chosen, threads, kvCache: { quant: kvQuant }, gpuEmbeddingCopy: values['embedding-copy'] });
   const loadS = (performance.now() - t0) / 1000;
   // prefill: a fresh prompt of promptLen tokens
   model.reset();
@@ -320,7 +322,7 @@ for (const source of values.models!.split(',')) {
   await model.forward(ids(promptLen, 1));
   const prefill = (promptLen * 1000) / (performance.now() - tp);
   // GPU memory peak since loading, taken before any decode: the encode figure of the issue's
-  // memory floor (decode later adds the embedding copy, WebGpuOptions.embeddingMirror)
+  // memory floor (with --embedding-copy, decode later adds the table's copy)
   const prefillPeakMb = Math.round(model.backend.memoryUsage().peakBytes / 1e6);
   // the decode runs: every context × every combination of the A/B knobs given
   let combos: Record<string, string>[] = [{}];

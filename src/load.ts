@@ -27,8 +27,9 @@ export interface LoadOptions {
   threads?: number;
   /**
    * WebGPU: whether large embedding tables (Qwen-7B/14B: 1.24 / 1.56 GB), which start in host
-   * memory, are copied to the GPU during the first few hundred generated tokens (default true: no
-   * host round trip between greedy steps afterwards). false keeps GPU memory at weights + cache.
+   * memory, are copied to the GPU during the first few hundred generated tokens (no host round
+   * trip between greedy steps afterwards: 14B on the H200 ≈ 0.2 ms a token faster, +1.56 GB).
+   * Default false: GPU memory stays at weights + cache.
    */
   gpuEmbeddingCopy?: boolean;
   onProgress?: (p: LoadProgress) => void;

@@ -26,7 +26,7 @@ beforeAll(async () => {
   split = await testWebGpu({ maxBindingSize: 4096 });
   hostEmb = await testWebGpu({ hostEmbeddingBytes: 0, embeddingMirror: false });
   // host tables copied to the GPU during decode in 5-row slices and 4096-byte chunks
-  mirrored = await testWebGpu({ hostEmbeddingBytes: 0, embeddingMirrorSlice: 256, maxBindingSize: 4096 });
+  mirrored = await testWebGpu({ hostEmbeddingBytes: 0, embeddingMirror: true, embeddingMirrorSlice: 256, maxBindingSize: 4096 });
 });
 afterAll(async () => {
   await gpu?.dispose();

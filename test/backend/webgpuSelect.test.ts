@@ -30,14 +30,14 @@ describe('backend selection: WebGPU platform hints', () => {
     const node = (await createBackend(nodePlatform, 'webgpu')) as WebGpuBackend;
     try {
       expect(node.rec.waitHooks).toBeDefined();
-      expect(copying(node)).toBe(true);
+      expect(copying(node)).toBe(false);
     } finally {
       await node.dispose();
     }
-    const kept = (await createBackend({ ...nodePlatform, gpuWaitHooks: undefined }, 'webgpu', { gpuEmbeddingCopy: false })) as WebGpuBackend;
+    const kept = (await createBackend({ ...nodePlatform, gpuWaitHooks: undefined }, 'webgpu', { gpuEmbeddingCopy: true })) as WebGpuBackend;
     try {
       expect(kept.rec.waitHooks).toBeUndefined();
-      expect(copying(kept)).toBe(false);
+      expect(copying(kept)).toBe(true);
     } finally {
       await kept.dispose();
     }

@@ -19,7 +19,7 @@ describe.each([
   ['in host memory, token readbacks paced to shortly before the estimate', { hostEmbeddingBytes: 0, embeddingMirror: false, pacedReadback: true, paceMode: 'early' as const }],
   ['in host memory, token readbacks paced to near the estimate', { hostEmbeddingBytes: 0, embeddingMirror: false, pacedReadback: true, paceMode: 'near' as const }],
   // (the tiny table is 38.9 MB: whole after ≈ 10 steps, so the switch falls inside the first answers)
-  ['in host memory, copied to the GPU during decode', { hostEmbeddingBytes: 0, embeddingMirrorSlice: 4 * 1024 * 1024, pacedReadback: true }],
+  ['in host memory, copied to the GPU during decode', { hostEmbeddingBytes: 0, embeddingMirror: true, embeddingMirrorSlice: 4 * 1024 * 1024, pacedReadback: true }],
 ])('webgpu, embedding table %s', (_, options) => {
   it('a generation stopped early and continued with prefix reuse equals one uninterrupted run', async () => {
     const model = await loadFixtureModel('qwen-tiny-int4', await testWebGpu(options));

@@ -68,8 +68,10 @@ export interface WebGpuOptions {
    * `embeddingMirrorSlice` bytes at a time (no step waits for a whole table), and once the copy is whole, decode gathers
    * token rows on the GPU and greedy steps no longer wait for the host between tokens (H200, 14B:
    * −0.26 ms a token, bench/NOTES.md session 7). The copy stays until dispose: a prompt encoded
-   * afterwards runs with the table on the GPU (Qwen-14B: +1.56 GB). false keeps tables on the
-   * host for good. Default true. A copy the device has no memory for is given up, not an error.
+   * afterwards runs with the table on the GPU (Qwen-14B: +1.56 GB; encoding 2048 tokens then
+   * peaks at 10.7 GB instead of 9.1). Default false: with the integer GEMVs the steady-state gain
+   * (H200, 14B: p50 5.1–5.6 → 4.9–5.3 ms) no longer outweighs the memory and the slower tokens
+   * while it copies (session 8). A copy the device has no memory for is given up, not an error.
    */
   embeddingMirror?: boolean;
   /**
@@ -366,7 +368,7 @@ export class WebGpuBackend implements Backend {
     this.maxWeightBinding = Math.floor(Math.min(max, opts.maxBindingSize ?? max) / 256) * 256;
     this.dummy = this.rec.createBuffer(16, STORAGE, 'dummy');
     this.hostEmbeddingBytes = opts.hostEmbeddingBytes ?? 1024 * 1024 * 1024;
-    this.embeddingMirror = opts.embeddingMirror ?? true;
+    this.embeddingMirror = opts.embeddingMirror ?? false;
     this.mirrorSlice = opts.embeddingMirrorSlice ?? 2 * 1024 * 1024;
     this.variant = new Int4Variant(opts.int4Variant ?? DEFAULT_INT4_VARIANT);
   }
