@@ -119,10 +119,11 @@ export interface WebGpuOptions {
    * workgroup, 'PF' = prefetch the next unit's weights (needs Q1, RB2), 'PF2' = two units ahead,
    * 'EL' = the first unit's loads before the fused RMSNorm prologue, 'DPF' / 'DRB2' / 'DGS<n>' =
    * prefetch, 2-row units and the slot cap of the dual kernel, 'SU' = split units (a warp's loads
-   * read neighbouring rows), 'NOMATH' = loads only, a diagnostic) or 'rowtable' (the per-row
-   * kernel); '' = 8 columns per thread, 4 rows per unit. Unknown tokens are refused (Int4Variant in
-   * gemvInt4.ts). The w1+w2 dual kernel runs whenever 'Q1' is set. Default 'Q1,RB2,GS64,PF,SU'
-   * (the others measured no faster on the H100 and H200, NOTES).
+   * read neighbouring rows), 'NOMATH' = loads only, a diagnostic, 'ID' = integer math on inputs
+   * quantised to 24 bits per block of 16 values, f32-grade) or 'rowtable' (the per-row kernel);
+   * '' = 8 columns per thread, 4 rows per unit. Unknown tokens are refused (Int4Variant in
+   * gemvInt4.ts). The w1+w2 dual kernel runs whenever 'Q1' is set. Default 'Q1,RB2,GS64,PF,ID,DRB2'
+   * (H200, 14B: GPU step 5.46 → 4.40 ms against the f32 'Q1,RB2,GS64,PF,SU'; NOTES, session 8).
    */
   int4Variant?: string;
 }
