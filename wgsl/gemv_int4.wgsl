@@ -42,9 +42,7 @@ struct P { R: u32, G: u32, N: u32, tile0: u32, hasBias: u32, outOff: u32, rpg: u
 @group(0) @binding(15) var<storage, read> xq: array<vec4<u32>>;
 // block b's (scale, Σ x²) of the quantised input (see quant_block.wgsl)
 fn xblock(b: u32) -> vec2f {
-  let v = xq[2u * p.R + (b >> 1u)];
-  if ((b & 1u) == 0u) { return bitcast<vec2f>(v.xy); }
-  return bitcast<vec2f>(v.zw);
+  return bitcast<vec2f>(xq[2u * p.R + b].xy);
 }
 //#endif
 //#if QOUT
@@ -70,14 +68,7 @@ fn quantOut(l: u32, tg: u32) {
       var sq = 0.0;
       for (var j = 0u; j < 16u; j++) { sq += qs[j]; }
       // (the next GEMV's R is this one's N / 8)
-      let bi = 2u * (p.N / 8u) + (tg >> 1u);
-      if ((tg & 1u) == 0u) {
-        xqo[bi].x = bitcast<u32>(mx / QMAX);
-        xqo[bi].y = bitcast<u32>(sq);
-      } else {
-        xqo[bi].z = bitcast<u32>(mx / QMAX);
-        xqo[bi].w = bitcast<u32>(sq);
-      }
+      xqo[2u * (p.N / 8u) + tg] = qblock(mx, sq);
     }
   }
 }

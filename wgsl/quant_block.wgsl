@@ -7,9 +7,8 @@
 // values 0, 2, 4, 6 and of 1, 3, 5, 7, m of the same, then l of the same and the row's sums Σh
 // (i32) and Σm | Σl << 16 (the zero term). The even/odd split lines the values up with a weight
 // word's nibbles as w & 0x0f0f0f0f and (w >> 4) & 0x0f0f0f0f give them. Per block also (s, Σ x²)
-// (the consumer's RMSNorm prologue sums the Σ x²), after the R rows' 2R vec4s: block b in the
-// half b % 2 of vec4 2R + b / 2, each f32 stored on its own (neighbouring blocks come from
-// different workgroups).
+// (the consumer's RMSNorm prologue sums the Σ x²), after the R rows' 2R vec4s: block b in vec4
+// 2R + b (see qblock).
 const QMAX: f32 = 8388607.0;
 
 // the low bytes of four integers as one u32 (two's complement for negative ones)
@@ -28,6 +27,11 @@ fn vmax(a: vec4f) -> f32 {
 fn qinv(mx: f32) -> f32 {
   if (mx > 0.0) { return QMAX / mx; }
   return 0.0;
+}
+
+// block info as stored: (s, Σ x²) of a block whose largest |v| is mx
+fn qblock(mx: f32, sq: f32) -> vec4<u32> {
+  return vec4u(bitcast<u32>(mx / QMAX), bitcast<u32>(sq), 0u, 0u);
 }
 
 // one word row (values a = 0..3, b = 4..7) quantised with 1 / s = inv: its two vec4<u32>

@@ -42,12 +42,5 @@ fn quant(@builtin(global_invocation_id) gid: vec3u) {
   xq[i + 2u] = r1.p;
   xq[i + 3u] = r1.q;
   let sq = (dot(x0, x0) + dot(x1, x1)) + (dot(x2, x2) + dot(x3, x3));
-  let bi = 2u * p.R + (b >> 1u);
-  if ((b & 1u) == 0u) {
-    xq[bi].x = bitcast<u32>(mx / QMAX);
-    xq[bi].y = bitcast<u32>(sq);
-  } else {
-    xq[bi].z = bitcast<u32>(mx / QMAX);
-    xq[bi].w = bitcast<u32>(sq);
-  }
+  xq[2u * p.R + b] = qblock(mx, sq);
 }

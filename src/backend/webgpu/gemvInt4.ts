@@ -160,8 +160,8 @@ export interface QuantX {
 /** Quantisation set `set`, sized for an input of R word rows. */
 function quantSet(ctx: GemvContext, set: 0 | 1, R: number): QuantX {
   const name = set ? 'B' : 'A';
-  // 2 vec4s per word row, then one per 2 blocks of 2 rows
-  return { set, xq: whole(ctx.scratch(`int gemv x ${name}`, 32 * R + 16 * Math.ceil(R / 4))) };
+  // 2 vec4s per word row, then one per block of 2 rows
+  return { set, xq: whole(ctx.scratch(`int gemv x ${name}`, 32 * R + 16 * Math.ceil(R / 2))) };
 }
 
 /** Whether `w`'s one-row GEMV runs the integer kernels (blocks of 2 word rows inside its groups). */
