@@ -11,6 +11,8 @@
 //     4 lanes per slot reading the key row as vec4<u32> words instead of a lane per slot.
 //   SG (WebGpuOptions.subgroups, adapters with subgroups): decode_part's max and sum reductions
 //     through subgroup operations.
+//   QOUT (decode: SINGLE's decode_part, decode_combine): the output row is also written quantised
+//     for the next integer int4 GEMV (quant_block.wgsl; one head is HD / 16 blocks).
 //   ROPEKV (decode, with SINGLE): the step's RoPE and KV write in the same dispatch, fed by the
 //     fused q|k|v row: the head's workgroup rotates q and k (writing both back), stores k and v in
 //     the new slot kvLen − 1 and then attends over it. rope_kv.wgsl's expressions. ACC is the
@@ -28,6 +30,32 @@ const NEG: f32 = -3.0e38;
 
 struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32, qStride: u32, qOff: u32, nChunks: u32, width: u32, kOff: u32, vOff: u32, rpos: u32, half: u32, _p0: u32, _p1: u32 }
 @group(0) @binding(0) var<uniform> p: P;
+//#if QOUT
+//#include quant_block
+@group(0) @binding(10) var<storage, read_write> xqo: array<vec4<u32>>;
+var<workgroup> qo: array<f32, HD>;
+
+// once qo holds head h's HD outputs (a barrier between): its blocks of 16 quantised, word row l
+// of the head by thread l < HD / 8 (the next GEMV's R is heads · HD / 8)
+fn quantHead(l: u32, h: u32) {
+  if (l < HD / 8u) {
+    let b0 = 16u * (l >> 1u);
+    var mx = 0.0;
+    var sq = 0.0;
+    for (var j = 0u; j < 16u; j++) {
+      let v = qo[b0 + j];
+      mx = max(mx, abs(v));
+      sq += v * v;
+    }
+    let o8 = 8u * l;
+    let r = qrow(vec4f(qo[o8], qo[o8 + 1u], qo[o8 + 2u], qo[o8 + 3u]), vec4f(qo[o8 + 4u], qo[o8 + 5u], qo[o8 + 6u], qo[o8 + 7u]), qinv(mx));
+    let row = h * (HD / 8u) + l;
+    xqo[2u * row] = r.p;
+    xqo[2u * row + 1u] = r.q;
+    if ((l & 1u) == 0u) { xqo[2u * (p.heads * HD / 8u) + (row >> 1u)] = qblock(mx, sq); }
+  }
+}
+//#endif
 @group(0) @binding(1) var<storage, read_write> o: array<f32>;
 @group(0) @binding(2) var<storage, {{ACC}}> q: array<f32>;
 @group(0) @binding(3) var<storage, read> lg: array<f32>;
@@ -333,7 +361,17 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     o[h * HD + 4u * l + 1u] = o4.y * inv;
     o[h * HD + 4u * l + 2u] = o4.z * inv;
     o[h * HD + 4u * l + 3u] = o4.w * inv;
+//#if QOUT
+    qo[4u * l] = o4.x * inv;
+    qo[4u * l + 1u] = o4.y * inv;
+    qo[4u * l + 2u] = o4.z * inv;
+    qo[4u * l + 3u] = o4.w * inv;
+//#endif
   }
+//#if QOUT
+  workgroupBarrier();
+  quantHead(l, h);
+//#endif
 //#else
   let pb = (h * p.nChunks + c) * (HD + 2u);
   if (l < HD4) {
@@ -415,7 +453,14 @@ fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_in
     }
     for (; c < nc; c++) { a.x += part[base + c * (HD + 2u) + 2u + l] * cw[c]; }
     o[h * HD + l] = ((a.x + a.y) + (a.z + a.w)) * inv;
+//#if QOUT
+    qo[l] = ((a.x + a.y) + (a.z + a.w)) * inv;
+//#endif
   }
+//#if QOUT
+  workgroupBarrier();
+  quantHead(l, h);
+//#endif
 }
 //#endif
 

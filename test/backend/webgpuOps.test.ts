@@ -850,6 +850,52 @@ describe('webgpu: matmul', () => {
     }
   });
 
+  it('decode attention writes its output quantised for the integer GEMV that reads it next (one chunk and several), not after another op', async () => {
+    const heads = 4;
+    const hd = 32;
+    const W = heads * hd;
+    const c = makeGptq(W, 48, 32, 121, {});
+    const qkv = randoms(100 * 3 * W, 122, 1.5);
+    const bias = randoms(W, 123, 0.5);
+    const run = async (b: Backend, counts?: number[]) => {
+      const kv = b.kvCreate(128, heads, hd, 'f32', at);
+      const buf = put(b, qkv);
+      const w = await b.uploadLinear(gptqSource(c), at);
+      const o = b.alloc(W, at);
+      const y = b.alloc(48, at);
+      const extra = put(b, bias);
+      b.kvWrite(kv, { buf, stride: 3 * W, offset: W }, { buf, stride: 3 * W, offset: 2 * W }, 100, 0);
+      await b.read(o, 0, 1);
+      const res: number[] = [];
+      // kvLen 10: one chunk (decode_part writes the output); 100: two chunks (decode_combine);
+      // then an add on the output in between: the GEMV must quantise it again
+      for (const [kvLen, addFirst] of [
+        [10, false],
+        [100, false],
+        [100, true],
+      ] as const) {
+        const d0 = (b as WebGpuBackend).rec?.dispatches;
+        b.attention(o, { buf, stride: 3 * W, offset: (kvLen - 1) * 3 * W }, kv, { rows: 1, heads, headDim: hd, kvLen, pos0: kvLen - 1, scale: 1 / Math.sqrt(hd), lognSeqLength: 0 });
+        if (addFirst) b.add(o, extra, W);
+        b.matmul(y, o, w, 1);
+        res.push(...(await b.read(y, 0, 48)));
+        if (counts) counts.push((b as WebGpuBackend).rec.dispatches - d0);
+      }
+      return Float32Array.from(res);
+    };
+    const want = await run(ref);
+    const initial = gpu.int4Variant;
+    try {
+      gpu.int4Variant = 'Q1,RB2,GS64,PF,ID,DRB2';
+      const counts: number[] = [];
+      expect(relErr(await run(gpu, counts), want)).toBeLessThan(1e-5);
+      // attention (1 or 2 dispatches) + GEMV; after the add: add + quantisation + GEMV
+      expect(counts).toEqual([2, 3, 5]);
+    } finally {
+      gpu.int4Variant = initial;
+    }
+  });
+
   it('rejects g_idx whose groups are not multiples of 8 rows', async () => {
     const c = makeGptq(64, 8, 32, 5, {});
     const gIdx = new Int32Array(64);

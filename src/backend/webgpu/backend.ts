@@ -27,7 +27,7 @@ import { ArgumentError, BackendError, CheckpointError } from '../../errors.js';
 import { Recorder, SLOT, f32, whole, type GBuf, type BindRange, type BindKind, type Kernel } from './recorder.js';
 import { KernelCache, type KernelSpec } from './kernels.js';
 import { TILE, SZ_WORDS, packGptq, denseWordsPerRow, padRows, floatsFrom, ropeTable, lognTable } from './layout.js';
-import { DEFAULT_INT4_VARIANT, dispatchDual, dispatchGrouped, Int4Variant, intInput, pairable, type GemvContext, type HeldGemv, type HeldNorm } from './gemvInt4.js';
+import { DEFAULT_INT4_VARIANT, dispatchDual, dispatchGrouped, Int4Variant, intInput, pairable, quantSet, type GemvContext, type HeldGemv, type HeldNorm, type QuantX } from './gemvInt4.js';
 
 const STORAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
 /** Decode attention splits the cache into chunks of this many slots (wgsl/attention.wgsl CH). */
@@ -312,6 +312,11 @@ export class WebGpuBackend implements Backend {
    * epilogue quantises that input (no quantisation dispatch).
    */
   private pendingDual: { a: HeldGemv; b: HeldGemv } | null = null;
+  /**
+   * The last decode attention's output, also quantised for an integer GEMV (QOUT): valid for
+   * a GEMV on `x` while nothing has been recorded (rec.changes) or held since.
+   */
+  private attnQuant: { x: GBuf; width: number; q: QuantX; at: number } | null = null;
   /** what the int4 GEMV dispatchers (gemvInt4.ts) use of this backend */
   private readonly gemv: GemvContext;
   /** Kernels of the hot paths by a short key (KernelCache keys are costly to build per dispatch). */
@@ -1037,6 +1042,27 @@ export class WebGpuBackend implements Backend {
     const pn = this.pendingNorm;
     const og = (out as WBuf).g;
     const xg0 = (x as WBuf).g;
+    // the decode attention's output, quantised by it, if nothing since has touched it
+    const aq = this.attnQuant;
+    this.attnQuant = null;
+    if (
+      aq &&
+      aq.x === xg0 &&
+      aq.at === this.rec.changes &&
+      rows === 1 &&
+      w instanceof WGptq &&
+      w.inFeatures === aq.width &&
+      intInput(this.variant, w) &&
+      !pn &&
+      !this.pendingAdd &&
+      !this.pendingMatmul &&
+      !this.pendingPair &&
+      !this.pendingDual &&
+      this.pendingRopes.length === 0 &&
+      !this.heldRopeKv
+    ) {
+      pre = aq.q;
+    }
     // a held GEMV that computes the norm's input (its residual epilogue) and may quantise it
     const producer = pn && this.pendingMatmul?.resid === pn.x ? this.pendingMatmul : null;
     if (
@@ -1248,7 +1274,7 @@ export class WebGpuBackend implements Backend {
     // (with ROPEKV q|k|v and the cache are written too: 2 and 5..8 read-write, 9 the rope table)
     const kvKinds = (m: 'r' | 'w'): Record<number, 'r' | 'w'> => (s.km ? { 5: m, 6: m, 7: m, 8: m } : { 5: m, 6: m });
     const b = s.binds;
-    const bufs = { 1: whole(o.g), 2: whole(qb), 3: whole(lg), 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? whole(rk.table) : undefined } as Record<number, BindRange>;
+    const bufs = { 1: whole(o.g), 2: whole(qb), 3: whole(lg), 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? whole(rk.table) : undefined, 10: undefined as BindRange | undefined } as Record<number, BindRange>;
     // the access mode of q and of the cache (ROPEKV writes both)
     const values = (acc: 'read' | 'read_write') => ({ HD, ACC: acc });
     if (p.rows === 1) {
@@ -1261,10 +1287,14 @@ export class WebGpuBackend implements Backend {
       // hot-path kernels memoised by a number: (head dim, int8, 4 lanes, subgroups, fused, pass);
       // the spec (defines, bindings) is built on the first use only
       const key = ((((HD * 2 + (kvDef === 'I8' ? 1 : 0)) * 2 + (lanes4 ? 1 : 0)) * 2 + (sg ? 1 : 0)) * 2 + (fused ? 1 : 0)) * 4;
-      const part = this.hk(key + (single ? 0 : 1), () => ({
+      // the output also quantised for an integer GEMV that reads it next (c_proj)
+      const qout = this.variant.idot && HD % 16 === 0;
+      const qx = qout ? quantSet(this.gemv, 0, (p.heads * HD) / 8) : undefined;
+      bufs[10] = qx?.xq as BindRange;
+      const part = this.hk(key + (single ? (qout ? 2 : 0) : 1), () => ({
         file: 'attention',
         entry: 'decode_part',
-        defines: ['PART', ...(single ? ['SINGLE'] : []), kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : []), ...(fused ? ['ROPEKV'] : [])],
+        defines: ['PART', ...(single ? ['SINGLE'] : []), kvDef, ...(lanes4 ? ['LANES4'] : []), ...(sg ? ['SG'] : []), ...(fused ? ['ROPEKV'] : []), ...(single && qout ? ['QOUT'] : [])],
         values: values(fused ? 'read_write' : 'read'),
         bindings: {
           ...(single ? { 1: 'w' } : { 4: 'w' }),
@@ -1272,25 +1302,31 @@ export class WebGpuBackend implements Backend {
           3: 'r',
           ...kvKinds(fused ? 'w' : 'r'),
           ...(fused ? { 9: 'r' } : {}),
+          ...(single && qout ? { 10: 'w' } : {}),
         } as Record<number, BindKind>,
       }));
+      const done = () => {
+        if (qx) this.attnQuant = { x: o.g, width: p.heads * HD, q: qx, at: this.rec.changes };
+      };
       if (single) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
         this.rec.dispatch(part, params, bufs, [1, p.heads]);
+        done();
         return;
       }
       // partials sized for the whole store at once (a regrown buffer means new bind groups mid-run)
       const partials = this.scratchBuf('attention partials', 4 * p.heads * Math.max(nChunks, Math.ceil(s.capacity / ATT_CHUNK)) * (HD + 2));
       bufs[4] = whole(partials);
       this.rec.dispatch(part, params, bufs, [nChunks, p.heads]);
-      const combine = this.hk((1 << 19) + HD, () => ({
+      const combine = this.hk((1 << 19) + (qout ? 1 << 18 : 0) + HD, () => ({
         file: 'attention',
         entry: 'decode_combine',
-        defines: ['COMBINE'],
+        defines: ['COMBINE', ...(qout ? ['QOUT'] : [])],
         values: values('read'),
-        bindings: { 1: 'w', 4: 'r' },
+        bindings: (qout ? { 1: 'w', 4: 'r', 10: 'w' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
       }));
       this.rec.dispatch(combine, params, bufs, [p.heads]);
+      done();
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0, 0, 0, 0, 0];
       const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: values('read'), bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds('r') } });

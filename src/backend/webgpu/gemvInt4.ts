@@ -158,7 +158,7 @@ export interface QuantX {
 }
 
 /** Quantisation set `set`, sized for an input of R word rows. */
-function quantSet(ctx: GemvContext, set: 0 | 1, R: number): QuantX {
+export function quantSet(ctx: GemvContext, set: 0 | 1, R: number): QuantX {
   const name = set ? 'B' : 'A';
   // 2 vec4s per word row, then one per block of 2 rows
   return { set, xq: whole(ctx.scratch(`int gemv x ${name}`, 32 * R + 16 * Math.ceil(R / 2))) };
@@ -250,10 +250,15 @@ function variantKernel(ctx: GemvContext, key: number, spec: () => KernelSpec): K
  * y1 ← w1(x) · silu(w2(x)) and y2 ← w2(x) in one dispatch (entry `dual`); with `qo`, y1 is also
  * quantised for the next integer GEMV (returned).
  */
-export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv, qo?: QuantOut): QuantX | undefined {
+export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv, qoWanted?: QuantOut): QuantX | undefined {
   const norm = a.norm;
   const vr = ctx.variant;
-  const idot = intInput(vr, a.w);
+  // storage bindings with the norm prologue: 9, +1 for the integer input, +1 for the quantised
+  // output; devices with fewer (Chromium: 10) run the f32 kernel or leave the output to a
+  // quantisation dispatch
+  const storage = ctx.limits.maxStorageBuffersPerShaderStage;
+  const idot = intInput(vr, a.w) && (!norm || storage >= 10);
+  const qo = qoWanted && (!norm || storage >= (idot ? 11 : 10)) ? qoWanted : undefined;
   const GS = unitSlots(ctx, a.w, 4, vr.dualRows, 2, vr.dualSlotCap, !!norm);
   // split units need whole units
   const su = vr.su && a.w.rowsPerGroup % vr.dualRows === 0;

@@ -130,6 +130,8 @@ export class Recorder {
   private firstError: Error | null = null;
   submits = 0;
   dispatches = 0;
+  /** dispatches, writes and copies recorded so far: what changes buffers, in order */
+  changes = 0;
   /**
    * Paced readbacks start their wait shortly before the data is expected instead of at once (see
    * WebGpuOptions.pacedReadback); readbackLatency is the running estimate (readbackLatency.ts).
@@ -283,6 +285,7 @@ export class Recorder {
   /** A host write into a buffer, ordered with the recorded work (submits what is pending first). */
   write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
     this.checkAlive();
+    this.changes++;
     if (this.commands > 0) this.submit();
     if (this.deferred.length === 0) {
       this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
@@ -480,6 +483,7 @@ export class Recorder {
     if (this.profiling) this.endPass();
     this.commands++;
     this.dispatches++;
+    this.changes++;
     // (chunks also while queue work is held back: Dawn translates a command buffer when it is
     // submitted, so at the release a small first chunk starts the GPU sooner than one whole step)
     if (this.submitEvery > 0 && this.commands >= (this.chunkLimit || this.submitEvery)) {
@@ -500,6 +504,7 @@ export class Recorder {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     this.encoder.copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, bytes);
     this.commands++;
+    this.changes++;
   }
 
   /** Submits everything recorded so far (no wait; behind held-back work, see block). */
