@@ -367,6 +367,7 @@ export class WebGpuBackend implements Backend {
         return self.variant;
       },
       scratch: (name, bytes) => this.scratchBuf(name, bytes),
+      quantSets: [undefined, undefined],
     };
     const lim = device.limits;
     const max = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
@@ -1305,13 +1306,10 @@ export class WebGpuBackend implements Backend {
           ...(single && qout ? { 10: 'w' } : {}),
         } as Record<number, BindKind>,
       }));
-      const done = () => {
-        if (qx) this.attnQuant = { x: o.g, width: p.heads * HD, q: qx, at: this.rec.changes };
-      };
       if (single) {
         // one chunk holds the whole cache: normalised in the same pass (same arithmetic as combine)
         this.rec.dispatch(part, params, bufs, [1, p.heads]);
-        done();
+        if (qx) this.noteAttnQuant(o.g, p.heads * HD, qx);
         return;
       }
       // partials sized for the whole store at once (a regrown buffer means new bind groups mid-run)
@@ -1326,12 +1324,17 @@ export class WebGpuBackend implements Backend {
         bindings: (qout ? { 1: 'w', 4: 'r', 10: 'w' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
       }));
       this.rec.dispatch(combine, params, bufs, [p.heads]);
-      done();
+      if (qx) this.noteAttnQuant(o.g, p.heads * HD, qx);
     } else {
       const params = [p.rows, p.heads, p.kvLen, p.pos0, f32(p.scale), lognOn, q.stride, q.offset, 0, s.width, 0, 0, 0, 0, 0, 0];
       const kern = this.k({ file: 'attention', entry: 'prefill', defines: ['PREFILL', kvDef], values: values('read'), bindings: { 1: 'w', 2: 'r', 3: 'r', ...kvKinds('r') } });
       this.rec.dispatch(kern, params, bufs, [Math.ceil(p.rows / 16), p.heads]);
     }
+  }
+
+  /** The decode attention's output `x` was also quantised into `q` (see attnQuant). */
+  private noteAttnQuant(x: GBuf, width: number, q: QuantX): void {
+    this.attnQuant = { x, width, q, at: this.rec.changes };
   }
 
   swiglu(out: Buf, a: Buf, b: Buf, n: number): void {

@@ -145,6 +145,8 @@ export interface GemvContext {
   readonly variant: Int4Variant;
   /** a scratch buffer of at least `bytes` for `name` (kept and reused) */
   scratch(name: string, bytes: number): GBuf;
+  /** quantSet's records of sets A and B, by the buffer they were made for */
+  readonly quantSets: ({ buf: GBuf; q: QuantX } | undefined)[];
 }
 
 /**
@@ -159,9 +161,14 @@ export interface QuantX {
 
 /** Quantisation set `set`, sized for an input of R word rows. */
 export function quantSet(ctx: GemvContext, set: 0 | 1, R: number): QuantX {
-  const name = set ? 'B' : 'A';
-  // 2 vec4s per word row, then one per block of 2 rows
-  return { set, xq: whole(ctx.scratch(`int gemv x ${name}`, 32 * R + 16 * Math.ceil(R / 2))) };
+  // 2 vec4s per word row, then one per block of 2 rows (the set's record is made again only when
+  // its buffer grows: this runs several times a decode step)
+  const g = ctx.scratch(set ? 'int gemv x B' : 'int gemv x A', 32 * R + 16 * Math.ceil(R / 2));
+  const memo = ctx.quantSets[set];
+  if (memo?.buf === g) return memo.q;
+  const q: QuantX = { set, xq: whole(g) };
+  ctx.quantSets[set] = { buf: g, q };
+  return q;
 }
 
 /** Whether `w`'s one-row GEMV runs the integer kernels (blocks of 2 word rows inside its groups). */
