@@ -17,7 +17,7 @@ export interface HeldGemv {
   norm?: HeldNorm;
   /** residual add as the epilogue: resid += out */
   resid?: GBuf;
-  /** its input already quantised for the integer kernels (by the previous GEMV's epilogue) */
+  /** its input already quantised for the integer kernels (by the pass that computed it: a GEMV's epilogue, the attention) */
   pre?: QuantX;
 }
 
@@ -43,9 +43,10 @@ export interface HeldNorm {
 const DUAL_MAX_SLOTS = 32;
 
 /**
- * The default variant: Q1 (4 columns per thread), units of 2 word rows, at most 64 unit slots per
- * workgroup, the next unit's weights prefetched, split units: measured fastest on the H100 and
- * H200 (bench/NOTES.md).
+ * The default variant: Q1 (4 columns per thread), units of 2 word rows (both kernels), at most 64
+ * unit slots per workgroup, the next unit's weights prefetched, integer math: measured fastest on
+ * the H200 (bench/NOTES.md, session 8; GPU step 5.5 → 4.2 ms on 14B against the f32 kernels'
+ * best, which had split units instead of ID).
  */
 export const DEFAULT_INT4_VARIANT = 'Q1,RB2,GS64,PF,ID,DRB2';
 
@@ -211,9 +212,10 @@ function unitSlots(ctx: GemvContext, w: WGptq, tpr: number, rb: number, matrices
   const lim = ctx.limits;
   const maxThreads = Math.min(lim.maxComputeInvocationsPerWorkgroup, lim.maxComputeWorkgroupSizeX);
   // workgroup memory: 16 floats per slot and matrix + 256 floats per matrix; with the norm
-  // prologue also one float per thread + 32
+  // prologue also one float per thread + 32; 32 floats for a quantised output (QOUT, reserved
+  // whether or not this dispatch has one)
   const perSlot = 64 * matrices + (norm ? 4 * tpr : 0);
-  const fixed = 1024 * matrices + (norm ? 128 : 0);
+  const fixed = 1024 * matrices + (norm ? 128 : 0) + 128;
   let maxSlots = Math.min(Math.floor(maxThreads / tpr / 8) * 8, Math.floor((lim.maxComputeWorkgroupStorageSize - fixed) / perSlot / 8) * 8);
   const cap = slotCap || ctx.variant.slotCap;
   if (cap >= 8) maxSlots = Math.min(maxSlots, Math.floor(cap / 8) * 8);
