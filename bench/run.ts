@@ -74,9 +74,9 @@ const knobs: { flag: string; out: string; set: (b: WebGpuBackend, v: string) => 
   { flag: 'attn-lanes', out: 'attn_key_lanes', set: (b, v) => (b.attnKeyLanes = v === '4' ? 4 : 1), show: Number },
   { flag: 'subgroups', out: 'subgroups', set: (b, v) => (b.useSubgroups = v === '1'), show: (v) => v === '1' },
   { flag: 'pace-mode', out: 'pace_mode', set: (b, v) => (b.rec.paceMode = v as 'early' | 'near'), show: String },
-  // (Node's patient polling: Dawn's ticks at most one per this many ms before its patience runs out)
-  // (the int4 GEMV variant, '+' for its commas: --int4-variant default,Q1+RB2+GS64+PF+SU+ID)
+  // (the int4 GEMV variant, '+' for its commas: --int4-variant default,Q1+RB2+GS64+PF+SU)
   { flag: 'int4-variant', out: 'int4_variant', set: (b, v) => (b.int4Variant = v === 'default' ? DEFAULT_INT4_VARIANT : v.replace(/\+/g, ',')), show: String },
+  // (Node's patient polling: Dawn's ticks at most one per this many ms before its patience runs out)
   { flag: 'poll-throttle', out: 'poll_throttle_ms', set: (b, v) => ((b.rec.waitHooks as PatientPolling).throttleMs = Number(v)), show: Number },
 ];
 

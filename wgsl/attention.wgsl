@@ -32,27 +32,17 @@ struct P { rows: u32, heads: u32, kvLen: u32, pos0: u32, scale: f32, lognOn: u32
 @group(0) @binding(0) var<uniform> p: P;
 //#if QOUT
 //#include quant_block
-@group(0) @binding(10) var<storage, read_write> xqo: array<vec4<u32>>;
-var<workgroup> qo: array<f32, HD>;
+var<workgroup> ho: array<vec4f, HD4>;
 
-// once qo holds head h's HD outputs (a barrier between): its blocks of 16 quantised, word row l
-// of the head by thread l < HD / 8 (the next GEMV's R is heads · HD / 8)
+// once ho holds head h's HD outputs (a barrier between): its HD / 16 blocks of the next GEMV's
+// input (whose R is heads · HD / 8), block l by thread l
 fn quantHead(l: u32, h: u32) {
-  if (l < HD / 8u) {
-    let b0 = 16u * (l >> 1u);
-    var mx = 0.0;
-    var sq = 0.0;
-    for (var j = 0u; j < 16u; j++) {
-      let v = qo[b0 + j];
-      mx = max(mx, abs(v));
-      sq += v * v;
-    }
-    let o8 = 8u * l;
-    let r = qrow(vec4f(qo[o8], qo[o8 + 1u], qo[o8 + 2u], qo[o8 + 3u]), vec4f(qo[o8 + 4u], qo[o8 + 5u], qo[o8 + 6u], qo[o8 + 7u]), qinv(mx));
-    let row = h * (HD / 8u) + l;
-    xqo[2u * row] = r.p;
-    xqo[2u * row + 1u] = r.q;
-    if ((l & 1u) == 0u) { xqo[2u * (p.heads * HD / 8u) + (row >> 1u)] = qblock(mx, sq); }
+  if (l < HD / 16u) {
+    let v0 = ho[4u * l];
+    let v1 = ho[4u * l + 1u];
+    let v2 = ho[4u * l + 2u];
+    let v3 = ho[4u * l + 3u];
+    storeBlock(h * (HD / 16u) + l, p.heads * HD / 8u, v0, v1, v2, v3, (dot(v0, v0) + dot(v1, v1)) + (dot(v2, v2) + dot(v3, v3)));
   }
 }
 //#endif
@@ -362,10 +352,7 @@ fn decode_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     o[h * HD + 4u * l + 2u] = o4.z * inv;
     o[h * HD + 4u * l + 3u] = o4.w * inv;
 //#if QOUT
-    qo[4u * l] = o4.x * inv;
-    qo[4u * l + 1u] = o4.y * inv;
-    qo[4u * l + 2u] = o4.z * inv;
-    qo[4u * l + 3u] = o4.w * inv;
+    ho[l] = o4 * inv;
 //#endif
   }
 //#if QOUT
@@ -454,7 +441,7 @@ fn decode_combine(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_in
     for (; c < nc; c++) { a.x += part[base + c * (HD + 2u) + 2u + l] * cw[c]; }
     o[h * HD + l] = ((a.x + a.y) + (a.z + a.w)) * inv;
 //#if QOUT
-    qo[l] = ((a.x + a.y) + (a.z + a.w)) * inv;
+    ho[l >> 2u][l & 3u] = ((a.x + a.y) + (a.z + a.w)) * inv;
 //#endif
   }
 //#if QOUT

@@ -47,29 +47,19 @@ fn xblock(b: u32) -> vec2f {
 //#endif
 //#if QOUT
 //#include quant_block
-@group(0) @binding(19) var<storage, read_write> xqo: array<vec4<u32>>;
 //#if QNORM
 @group(0) @binding(18) var<storage, read> qlnw: array<f32>;
 //#endif
-var<workgroup> qv: array<f32, 16>;
+var<workgroup> qv: array<vec4f, 4>;
 var<workgroup> qs: array<f32, 16>;
 
-// after qv / qs hold the tile's 16 output values and their squares (barrier between): block tg
+// after qv / qs hold the tile's 16 output values and their squares (a barrier between): they
+// are block tg of the next GEMV's input (whose R is this one's N / 8)
 fn quantOut(l: u32, tg: u32) {
-  if (l < 2u) {
-    var mx = 0.0;
-    for (var j = 0u; j < 16u; j++) { mx = max(mx, abs(qv[j])); }
-    let o = 8u * l;
-    let r = qrow(vec4f(qv[o], qv[o + 1u], qv[o + 2u], qv[o + 3u]), vec4f(qv[o + 4u], qv[o + 5u], qv[o + 6u], qv[o + 7u]), qinv(mx));
-    let row = 2u * tg + l;
-    xqo[2u * row] = r.p;
-    xqo[2u * row + 1u] = r.q;
-    if (l == 0u) {
-      var sq = 0.0;
-      for (var j = 0u; j < 16u; j++) { sq += qs[j]; }
-      // (the next GEMV's R is this one's N / 8)
-      xqo[2u * (p.N / 8u) + tg] = qblock(mx, sq);
-    }
+  if (l == 0u) {
+    var sq = 0.0;
+    for (var j = 0u; j < 16u; j++) { sq += qs[j]; }
+    storeBlock(tg, p.N / 8u, qv[0], qv[1], qv[2], qv[3], sq);
   }
 }
 //#endif
@@ -339,6 +329,7 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#endif
     let sb = sbase + g * 10u;
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
+    let zw = sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u));
 //#if IDOT
     var ia = I3(vec4i(0), vec4i(0), vec4i(0));
     var sx = vec3i(0);
@@ -349,8 +340,7 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       ia = i3add(ia, idot4(a[i], xa, xb));
       sx += rowSums(xb);
     }
-    let zi = zeros4i(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-    acc0 += (sa * xblock(r >> 1u).x) * icombine(ia, sx, zi);
+    acc0 += (sa * xblock(r >> 1u).x) * icombine(ia, sx, zeros4i(zw));
 //#else
     var ra = vec4f(0.0);
     var X = vec4f(0.0);
@@ -362,8 +352,7 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
       X += xa + xb;
     }
     let xs = (X.x + X.y) + (X.z + X.w);
-    let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-    acc0 += sa * (ra - za * xs);
+    acc0 += sa * (ra - zeros4(zw) * xs);
 //#endif
   }
 //#else
@@ -488,7 +477,7 @@ fn grouped(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u,
 //#if QNORM
     if (c < p.N) { q *= qlnw[c]; }
 //#endif
-    qv[l] = q;
+    qv[l >> 2u][l & 3u] = q;
 //#endif
   }
 //#if QOUT
@@ -650,14 +639,6 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
         di = diadd(di, dirow(qw[wb + r * 4u], qw2[wb + r * 4u], r));
       }
     }
-    let sb = sbase + g * 10u;
-    let sxg = xblock(ub).x;
-    let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u])) * sxg;
-    let sc = vec4f(unpack2x16float(sz2[sb + 2u * h]), unpack2x16float(sz2[sb + 2u * h + 1u])) * sxg;
-    let za = zeros4i(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-    let zc = zeros4i(sz2[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-    acc0 += sa * icombine(di.a, di.s, za);
-    acc1 += sc * icombine(di.b, di.s, zc);
 //#else
       let d = dmath(w, r, rs);
       ra = d.ra;
@@ -672,14 +653,21 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
         X += xa0 + xb0;
       }
     }
-    let xs = (X.x + X.y) + (X.z + X.w);
+//#endif
+    // group g's scales and zero words of both matrices, applied once per unit
     let sb = sbase + g * 10u;
     let sa = vec4f(unpack2x16float(sz[sb + 2u * h]), unpack2x16float(sz[sb + 2u * h + 1u]));
-    let za = zeros4(sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
     let sc = vec4f(unpack2x16float(sz2[sb + 2u * h]), unpack2x16float(sz2[sb + 2u * h + 1u]));
-    let zc = zeros4(sz2[sb + 8u + (h >> 1u)] >> (16u * (h & 1u)));
-    acc0 += sa * (ra - za * xs);
-    acc1 += sc * (rb - zc * xs);
+    let zwa = sz[sb + 8u + (h >> 1u)] >> (16u * (h & 1u));
+    let zwc = sz2[sb + 8u + (h >> 1u)] >> (16u * (h & 1u));
+//#if IDOT
+    let sxg = xblock(ub).x;
+    acc0 += (sa * sxg) * icombine(di.a, di.s, zeros4i(zwa));
+    acc1 += (sc * sxg) * icombine(di.b, di.s, zeros4i(zwc));
+//#else
+    let xs = (X.x + X.y) + (X.z + X.w);
+    acc0 += sa * (ra - zeros4(zwa) * xs);
+    acc1 += sc * (rb - zeros4(zwc) * xs);
 //#endif
   }
 //#if NORM
@@ -724,7 +712,7 @@ fn dual(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
     }
 //#if QOUT
     qs[l] = q * q;
-    qv[l] = q;
+    qv[l >> 2u][l & 3u] = q;
 //#endif
   }
 //#if QOUT

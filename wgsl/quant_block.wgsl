@@ -1,5 +1,6 @@
 // Quantisation of GEMV inputs for the integer int4 GEMV (gemv_int4.wgsl with IDOT), included
-// (//#include quant_block) by quant_x.wgsl and by the GEMV epilogues that produce such inputs.
+// (//#include quant_block) by every pass that writes such inputs (quant_x.wgsl, the GEMV
+// epilogues, decode attention): they all store through storeBlock into binding 19.
 // A block is 16 values (2 word rows: one unit of the GEMV) with one scale s = max|v| / (2^23 − 1);
 // the values become 24-bit integers X = round(v / s) (|v − s·X| ≤ s / 2: 6e-8 of the block's
 // largest value; f32 rounding is 6e-8 of each value). X = 65536·h + 256·m + l with h a signed byte
@@ -8,8 +9,9 @@
 // (i32) and Σm | Σl << 16 (the zero term). The even/odd split lines the values up with a weight
 // word's nibbles as w & 0x0f0f0f0f and (w >> 4) & 0x0f0f0f0f give them. Per block also (s, Σ x²)
 // (the consumer's RMSNorm prologue sums the Σ x²), after the R rows' 2R vec4s: block b in vec4
-// 2R + b (see qblock).
+// 2R + b.
 const QMAX: f32 = 8388607.0;
+@group(0) @binding(19) var<storage, read_write> qout: array<vec4<u32>>;
 
 // the low bytes of four integers as one u32 (two's complement for negative ones)
 fn bytes4(v: vec4i) -> u32 {
@@ -22,16 +24,6 @@ fn hsum(v: vec4i) -> i32 {
 fn vmax(a: vec4f) -> f32 {
   let b = abs(a);
   return max(max(b.x, b.y), max(b.z, b.w));
-}
-// 1 / s for a block whose largest |v| is mx (0 for an all-zero block)
-fn qinv(mx: f32) -> f32 {
-  if (mx > 0.0) { return QMAX / mx; }
-  return 0.0;
-}
-
-// block info as stored: (s, Σ x²) of a block whose largest |v| is mx
-fn qblock(mx: f32, sq: f32) -> vec4<u32> {
-  return vec4u(bitcast<u32>(mx / QMAX), bitcast<u32>(sq), 0u, 0u);
 }
 
 // one word row (values a = 0..3, b = 4..7) quantised with 1 / s = inv: its two vec4<u32>
@@ -50,4 +42,19 @@ fn qrow(a: vec4f, b: vec4f, inv: f32) -> QRow {
   let sm = bitcast<u32>(hsum(em + om));
   let sl = bitcast<u32>(hsum(el + ol));
   return QRow(vec4u(bytes4(eh), bytes4(oh), bytes4(em), bytes4(om)), vec4u(bytes4(el), bytes4(ol), bitcast<u32>(hsum(eh + oh)), sm | (sl << 16u)));
+}
+
+// stores block b (values v0..v3, four each; sq its Σ x²) of an input of R word rows into qout
+fn storeBlock(b: u32, R: u32, v0: vec4f, v1: vec4f, v2: vec4f, v3: vec4f, sq: f32) {
+  let mx = max(max(vmax(v0), vmax(v1)), max(vmax(v2), vmax(v3)));
+  var inv = 0.0;
+  if (mx > 0.0) { inv = QMAX / mx; }
+  let r0 = qrow(v0, v1, inv);
+  let r1 = qrow(v2, v3, inv);
+  let i = 4u * b;
+  qout[i] = r0.p;
+  qout[i + 1u] = r0.q;
+  qout[i + 2u] = r1.p;
+  qout[i + 3u] = r1.q;
+  qout[2u * R + b] = vec4u(bitcast<u32>(mx / QMAX), bitcast<u32>(sq), 0u, 0u);
 }

@@ -7,8 +7,6 @@ struct P { blocks: u32, R: u32, _p1: u32, _p2: u32 }
 //#if NORM
 @group(0) @binding(2) var<storage, read> lnw: array<vec4f>;
 //#endif
-@group(0) @binding(3) var<storage, read_write> xq: array<vec4<u32>>;
-
 //#include quant_block
 
 // the value quantised: x, or with NORM x·γ
@@ -33,14 +31,5 @@ fn quant(@builtin(global_invocation_id) gid: vec3u) {
   let v1 = val(i + 1u);
   let v2 = val(i + 2u);
   let v3 = val(i + 3u);
-  let mx = max(max(vmax(v0), vmax(v1)), max(vmax(v2), vmax(v3)));
-  let inv = qinv(mx);
-  let r0 = qrow(v0, v1, inv);
-  let r1 = qrow(v2, v3, inv);
-  xq[i] = r0.p;
-  xq[i + 1u] = r0.q;
-  xq[i + 2u] = r1.p;
-  xq[i + 3u] = r1.q;
-  let sq = (dot(x0, x0) + dot(x1, x1)) + (dot(x2, x2) + dot(x3, x3));
-  xq[2u * p.R + b] = qblock(mx, sq);
+  storeBlock(b, p.R, v0, v1, v2, v3, (dot(x0, x0) + dot(x1, x1)) + (dot(x2, x2) + dot(x3, x3)));
 }

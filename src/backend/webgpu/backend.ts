@@ -314,7 +314,8 @@ export class WebGpuBackend implements Backend {
   private pendingDual: { a: HeldGemv; b: HeldGemv } | null = null;
   /**
    * The last decode attention's output, also quantised for an integer GEMV (QOUT): valid for
-   * a GEMV on `x` while nothing has been recorded (rec.changes) or held since.
+   * a GEMV on `x` while nothing has been recorded since (rec.changes; checked after settle, so
+   * that an op held in between counts).
    */
   private attnQuant: { x: GBuf; width: number; q: QuantX; at: number } | null = null;
   /** what the int4 GEMV dispatchers (gemvInt4.ts) use of this backend */
@@ -1043,27 +1044,6 @@ export class WebGpuBackend implements Backend {
     const pn = this.pendingNorm;
     const og = (out as WBuf).g;
     const xg0 = (x as WBuf).g;
-    // the decode attention's output, quantised by it, if nothing since has touched it
-    const aq = this.attnQuant;
-    this.attnQuant = null;
-    if (
-      aq &&
-      aq.x === xg0 &&
-      aq.at === this.rec.changes &&
-      rows === 1 &&
-      w instanceof WGptq &&
-      w.inFeatures === aq.width &&
-      intInput(this.variant, w) &&
-      !pn &&
-      !this.pendingAdd &&
-      !this.pendingMatmul &&
-      !this.pendingPair &&
-      !this.pendingDual &&
-      this.pendingRopes.length === 0 &&
-      !this.heldRopeKv
-    ) {
-      pre = aq.q;
-    }
     // a held GEMV that computes the norm's input (its residual epilogue) and may quantise it
     const producer = pn && this.pendingMatmul?.resid === pn.x ? this.pendingMatmul : null;
     if (
@@ -1097,6 +1077,10 @@ export class WebGpuBackend implements Backend {
       pre = dispatchDual(this.gemv, pd.a, pd.b, {});
     }
     this.settle();
+    // the decode attention's output, quantised by it, if nothing since has touched it
+    const aq = this.attnQuant;
+    this.attnQuant = null;
+    if (!pre && aq?.x === xg0 && aq.at === this.rec.changes && rows === 1 && w instanceof WGptq && w.inFeatures === aq.width && intInput(this.variant, w)) pre = aq.q;
     const o = out as WBuf;
     let xi = (x as WBuf).g;
     const K = w.inFeatures;
@@ -1275,7 +1259,7 @@ export class WebGpuBackend implements Backend {
     // (with ROPEKV q|k|v and the cache are written too: 2 and 5..8 read-write, 9 the rope table)
     const kvKinds = (m: 'r' | 'w'): Record<number, 'r' | 'w'> => (s.km ? { 5: m, 6: m, 7: m, 8: m } : { 5: m, 6: m });
     const b = s.binds;
-    const bufs = { 1: whole(o.g), 2: whole(qb), 3: whole(lg), 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? whole(rk.table) : undefined, 10: undefined as BindRange | undefined } as Record<number, BindRange>;
+    const bufs = { 1: whole(o.g), 2: whole(qb), 3: whole(lg), 4: undefined as BindRange | undefined, 5: b.k, 6: b.v, 7: b.km, 8: b.vm, 9: rk ? whole(rk.table) : undefined, 19: undefined as BindRange | undefined } as Record<number, BindRange>;
     // the access mode of q and of the cache (ROPEKV writes both)
     const values = (acc: 'read' | 'read_write') => ({ HD, ACC: acc });
     if (p.rows === 1) {
@@ -1291,7 +1275,7 @@ export class WebGpuBackend implements Backend {
       // the output also quantised for an integer GEMV that reads it next (c_proj)
       const qout = this.variant.idot && HD % 16 === 0;
       const qx = qout ? quantSet(this.gemv, 0, (p.heads * HD) / 8) : undefined;
-      bufs[10] = qx?.xq as BindRange;
+      bufs[19] = qx?.xq as BindRange;
       const part = this.hk(key + (single ? (qout ? 2 : 0) : 1), () => ({
         file: 'attention',
         entry: 'decode_part',
@@ -1303,7 +1287,7 @@ export class WebGpuBackend implements Backend {
           3: 'r',
           ...kvKinds(fused ? 'w' : 'r'),
           ...(fused ? { 9: 'r' } : {}),
-          ...(single && qout ? { 10: 'w' } : {}),
+          ...(single && qout ? { 19: 'w' } : {}),
         } as Record<number, BindKind>,
       }));
       if (single) {
@@ -1321,7 +1305,7 @@ export class WebGpuBackend implements Backend {
         entry: 'decode_combine',
         defines: ['COMBINE', ...(qout ? ['QOUT'] : [])],
         values: values('read'),
-        bindings: (qout ? { 1: 'w', 4: 'r', 10: 'w' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
+        bindings: (qout ? { 1: 'w', 4: 'r', 19: 'w' } : { 1: 'w', 4: 'r' }) as Record<number, BindKind>,
       }));
       this.rec.dispatch(combine, params, bufs, [p.heads]);
       if (qx) this.noteAttnQuant(o.g, p.heads * HD, qx);

@@ -97,7 +97,7 @@ export class Int4Variant {
   readonly dualRows: number;
   /** the grouped kernel's defines common to every matrix (PF, PF2, EL are added per matrix) */
   readonly defines: readonly string[];
-  /** the dual kernel's variant defines (GROUPED, Q1, DUAL, NORM added by the dispatcher) */
+  /** the dual kernel's variant defines (GROUPED, Q1, DUAL, NORM, IDOT added by the dispatcher) */
   readonly dualDefines: readonly string[];
   /** integer math over a quantised input (ID) */
   readonly idot: boolean;
@@ -125,7 +125,6 @@ export class Int4Variant {
     this.dualDefines = dual;
     this.dualRows = has('DRB2') ? 2 : 4;
     this.idot = has('ID');
-    if (this.idot) dual.push('IDOT');
     if (this.pf && !this.q1) throw new ArgumentError(`int4Variant: PF/PF2 need Q1, got ${text}`);
     // the integer kernels' unit is one quantisation block: 2 consecutive word rows
     if (this.idot && !(this.pf && this.rows === 2 && this.dualRows === 2 && !this.su)) {
@@ -160,6 +159,11 @@ export interface QuantX {
   readonly xq: BindRange;
 }
 
+/** The set a GEMV reading `input` (or nothing quantised) writes its quantised output of R word rows into. */
+function outputSet(ctx: GemvContext, input: QuantX | undefined, R: number): QuantX {
+  return quantSet(ctx, input?.set === 0 ? 1 : 0, R);
+}
+
 /** Quantisation set `set`, sized for an input of R word rows. */
 export function quantSet(ctx: GemvContext, set: 0 | 1, R: number): QuantX {
   // 2 vec4s per word row, then one per block of 2 rows (the set's record is made again only when
@@ -185,9 +189,9 @@ function quantise(ctx: GemvContext, x: GBuf, norm: HeldNorm | undefined, w: WGpt
   const R = w.R;
   const q = quantSet(ctx, 0, R);
   const kern = norm
-    ? ctx.kernel('quant_x|norm', () => ({ file: 'quant_x', entry: 'quant', defines: ['NORM'], bindings: { 1: 'r', 2: 'r', 3: 'w' } }))
-    : ctx.kernel('quant_x', () => ({ file: 'quant_x', entry: 'quant', bindings: { 1: 'r', 3: 'w' } }));
-  const bufs = { 1: whole(norm ? norm.x : x), 2: norm && whole(norm.w), 3: q.xq } as Record<number, BindRange>;
+    ? ctx.kernel('quant_x|norm', () => ({ file: 'quant_x', entry: 'quant', defines: ['NORM'], bindings: { 1: 'r', 2: 'r', 19: 'w' } }))
+    : ctx.kernel('quant_x', () => ({ file: 'quant_x', entry: 'quant', bindings: { 1: 'r', 19: 'w' } }));
+  const bufs = { 1: whole(norm ? norm.x : x), 2: norm && whole(norm.w), 19: q.xq } as Record<number, BindRange>;
   ctx.rec.dispatch(kern, [R / 2, R, 0, 0], bufs, [Math.ceil(R / 128)], [], ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}quant_x ${w.inFeatures}` : undefined);
   return q;
 }
@@ -273,14 +277,17 @@ export function dispatchDual(ctx: GemvContext, a: HeldGemv, b: HeldGemv, qoWante
   const su = vr.su && a.w.rowsPerGroup % vr.dualRows === 0;
   // every define the kernel gets is in the key: the dual defines follow the variant text
   const kern = variantKernel(ctx, -(16 * GS + (qo ? 8 : 0) + (idot ? 4 : 0) + (su ? 2 : 0) + (norm ? 1 : 0)) - 1, () => {
-    const defines = ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...(su ? ['SU'] : []), ...vr.dualDefines.filter((d) => d !== 'IDOT' || idot)];
+    const defines = ['GROUPED', 'Q1', 'DUAL', ...(norm ? ['NORM'] : []), ...(su ? ['SU'] : []), ...vr.dualDefines];
     const bindings = (norm ? { 1: 'w', 2: 'r', 3: 'r', 8: 'r', 9: 'r', 10: 'w', 11: 'r', 12: 'r', 13: 'w' } : { 1: 'w', 2: 'r', 3: 'r', 5: 'r', 8: 'r', 9: 'r', 10: 'w' }) as Record<number, BindKind>;
-    if (idot) Object.assign(bindings, { 15: 'r' });
+    if (idot) {
+      defines.push('IDOT');
+      bindings[15] = 'r';
+    }
     if (qo) quantOutSpec(qo, defines, bindings);
     return { file: 'gemv_int4', entry: 'dual', defines, values: { GS }, bindings };
   });
   const q = idot ? (a.pre ?? quantise(ctx, a.x, norm, a.w)) : undefined;
-  const out = qo ? quantSet(ctx, q?.set === 0 ? 1 : 0, Math.ceil(a.w.outFeatures / 8)) : undefined;
+  const out = qo ? outputSet(ctx, q, Math.ceil(a.w.outFeatures / 8)) : undefined;
   const K = a.w.inFeatures;
   const N = a.w.outFeatures;
   const c1 = a.w.chunks[0];
@@ -350,7 +357,7 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
     }
     if (idot) {
       defines.push('IDOT');
-      Object.assign(bindings, { 15: 'r' });
+      bindings[15] = 'r';
     }
     if (qo) quantOutSpec(qo, defines, bindings);
     return { file: 'gemv_int4', entry: 'grouped', defines, values: { GS }, bindings };
@@ -361,7 +368,7 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
   // labels name the fusions in per-kernel profiles; built only while profiling (hot path)
   const label = ctx.rec.profilingOn ? `${norm ? 'rmsnorm+' : ''}gemv_int4${idot ? ' int' : ''}${sw ? '+swiglu' : ''}${resid ? '+residual' : ''}${qo ? '+quant' : ''} ${K}x${N}` : undefined;
   const q = idot ? (m.pre ?? quantise(ctx, x, norm, w)) : undefined;
-  const qout = qo ? quantSet(ctx, q?.set === 0 ? 1 : 0, Math.ceil(N / 8)) : undefined;
+  const qout = qo ? outputSet(ctx, q, Math.ceil(N / 8)) : undefined;
   const gamma = qo?.gamma && whole(qo.gamma);
   for (const c of w.chunks) {
     // one literal with every binding the kernel may have (a fast-mode object: no keys added later)
@@ -377,7 +384,7 @@ export function dispatchGrouped(ctx: GemvContext, m: HeldGemv, sw: GBuf | undefi
       13: norm && whole(norm.out),
       14: resid && whole(resid),
       15: q?.xq,
-        18: gamma,
+      18: gamma,
       19: qout?.xq,
     } as Record<number, BindRange>;
     ctx.rec.dispatch(kern, [w.R, w.G, N, c.tile0, w.bias ? 1 : 0, 0, w.rowsPerGroup, c.tiles, f32(norm?.eps ?? 0), 0, 0, 0], bufs, [c.tiles], [], label);
